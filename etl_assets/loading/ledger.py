@@ -1,0 +1,114 @@
+"""The per-file ledger (`etl_audit.file_ledger`): which object version went into which table.
+
+Rows for a published load are written on the publishing connection, inside its transaction,
+so the ledger and the data it describes commit or vanish together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
+
+from etl_assets.sql_files import read_sql
+
+LEDGER = sql.Identifier("etl_audit", "file_ledger")
+LOADED, REJECTED = "loaded", "rejected"
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One version of one S3 object: the unit of exactly-once loading."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime | None = None
+
+    @property
+    def version(self) -> tuple[str, str, str]:
+        return (self.bucket, self.key, self.etag)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    source: SourceObject
+    status: str
+    records: int | None = None
+    rows_loaded: int | None = None
+    error: str | None = None
+
+
+def ensure_ledger(cur: Cursor) -> None:
+    cur.execute("create schema if not exists etl_audit")
+    cur.execute(read_sql("etl_audit", "file_ledger"))
+
+
+def published_files(
+    cur: Cursor, target_table: str, partition_key: str | None
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(bucket, key, etag) -> (records, rows) of the load published now for this table/partition."""
+    cur.execute(
+        sql.SQL(
+            "select bucket, object_key, etag, records, rows_loaded from {ledger}"
+            " where target_table = %(t)s and coalesce(partition_key, '') = %(p)s"
+            " and load_id = (select load_id from {ledger}"
+            "  where target_table = %(t)s and coalesce(partition_key, '') = %(p)s"
+            "  and status = %(s)s order by recorded_at desc limit 1)"
+        ).format(ledger=LEDGER),
+        {"t": target_table, "p": partition_key or "", "s": LOADED},
+    )
+    return {(b, k, e): (records, rows) for b, k, e, records, rows in cur.fetchall()}
+
+
+def record(
+    cur: Cursor,
+    entries: Iterable[LedgerEntry],
+    *,
+    load_id: str,
+    target_table: str,
+    partition_key: str | None,
+    run_id: str | None,
+) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [
+        (
+            load_id,
+            e.source.bucket,
+            e.source.key,
+            e.source.etag,
+            e.source.size,
+            _naive_utc(e.source.last_modified),
+            target_table,
+            partition_key,
+            e.status,
+            e.records,
+            e.rows_loaded,
+            (e.error or "")[:4096] or None,
+            run_id,
+            now,
+        )
+        for e in entries
+    ]
+    if not rows:
+        return
+    statement = sql.SQL(
+        "insert into {} (load_id, bucket, object_key, etag, size_bytes, last_modified,"
+        " target_table, partition_key, status, records, rows_loaded, error, run_id, recorded_at)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    ).format(LEDGER)
+    cur.executemany(statement, rows)  # a handful of rows per load, not a data path
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,69 @@
+"""The warehouse resource: one psycopg2 connection factory for two dialects.
+
+`postgres` is the local stack (and any PostgreSQL); `redshift` is production. Everything that
+differs between the two is rendered here and in `etl_assets.resources.dialect`; asset SQL in
+`sql/` is written once in the subset both understand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from etl_assets.resources.dialect import DIALECTS
+
+
+class WarehouseResource(ConfigurableResource):
+    """Connection to the warehouse (Amazon Redshift in production, PostgreSQL locally)."""
+
+    dialect: str = Field(default="postgres", description="postgres | redshift")
+    host: str = Field(description="Host name of the cluster or server")
+    port: int = 5432
+    database: str = "postgres"
+    user: str = "postgres"
+    password: str = Field(default="", description="Set from an EnvVar; never in a file")
+    iam_role: str = Field(default="", description="Redshift: IAM role ARN that COPY assumes")
+    region: str = Field(default="us-east-1", description="Redshift: region of the S3 bucket")
+    connect_timeout_s: int = 10
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"unknown warehouse dialect {self.dialect!r}; use one of {DIALECTS}")
+
+    @property
+    def is_redshift(self) -> bool:
+        return self.dialect == "redshift"
+
+    @contextmanager
+    def get_connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection in a transaction; the caller commits. Closed (rolled back) on exit."""
+        conn = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            dbname=self.database,
+            user=self.user,
+            password=self.password or None,
+            connect_timeout=self.connect_timeout_s,
+            application_name="etl_assets",
+        )
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def execute(self, statement: Any, params: Sequence[Any] | dict | None = None) -> None:
+        """Run one statement in its own transaction (DDL, housekeeping)."""
+        with self.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            conn.commit()
+
+    def query(self, statement: Any, params: Sequence[Any] | dict | None = None) -> list[tuple]:
+        with self.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
