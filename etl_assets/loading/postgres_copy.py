@@ -9,7 +9,7 @@ mapped to columns in SQL with Redshift's semantics: JSONPaths by position, 'auto
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg2
@@ -17,13 +17,14 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
+from etl_assets.loading.json_stream import JsonCopyReader
 from etl_assets.loading.ledger import SourceObject
 
 CHUNK_BYTES = 1 << 18
 RAW = sql.Identifier("raw_json_lines")
 # Raw lines pass through COPY untouched: no quote, no delimiter can occur in valid JSON text.
 RAW_COPY = sql.SQL(
-    "copy {} (doc) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
+    "copy {} (line_no, doc) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
 ).format(RAW)
 TEXT_TYPES = ("character varying", "text", "character")
 _COPY_LINE = re.compile(r"line (\d+)(?:, column (\w+))?")
@@ -112,7 +113,7 @@ def json_mapping(columns: Sequence[Column], file_format: FileFormat) -> Mapping:
 def json_select(mapping: Mapping) -> sql.Composed:
     """SELECT mapping each raw jsonb document to the table's columns, in file order."""
     exprs = [_column_expr(column, path) for column, path in mapping]
-    return sql.SQL("select {} from {} where doc is not null order by line_no").format(
+    return sql.SQL("select {} from {} order by line_no").format(
         sql.SQL(", ").join(exprs), RAW
     )
 
@@ -153,6 +154,17 @@ def _stream_into(cur: Cursor, statement: sql.Composed, s3_client, obj: SourceObj
         body.close()
 
 
+def _stream_json_into(cur: Cursor, s3_client, obj: SourceObject) -> None:
+    body = open_body(s3_client, obj)
+    reader = JsonCopyReader(body, CHUNK_BYTES)
+    try:
+        cur.copy_expert(RAW_COPY, reader, size=CHUNK_BYTES)
+    except psycopg2.DataError as error:
+        raise _copy_error(obj, error, reader.source_line) from error
+    finally:
+        body.close()
+
+
 def _copy_json(
     cur: Cursor,
     s3_client,
@@ -163,10 +175,10 @@ def _copy_json(
 ) -> LoadedFile:
     cur.execute(
         sql.SQL(
-            "create temp table {} (line_no bigint generated always as identity, doc jsonb)"
+            "create temp table {} (line_no bigint not null, doc jsonb not null)"
         ).format(RAW)
     )
-    _stream_into(cur, RAW_COPY, s3_client, obj)
+    _stream_json_into(cur, s3_client, obj)
     records, missing, unknown = _key_profile(cur, obj, expected)
     rows = _insert_mapped(cur, shadow, obj, mapping)
     cur.execute(sql.SQL("drop table {}").format(RAW))
@@ -186,7 +198,7 @@ def _key_profile(
     cur.execute(
         sql.SQL(
             "select k, count(*) from {raw}, jsonb_object_keys(doc) k group by k"
-            " union all select null, count(doc) from {raw}"
+            " union all select null, count(*) from {raw}"
         ).format(raw=RAW)
     )
     counts = dict(cur.fetchall())
@@ -233,11 +245,16 @@ def _locate_bad_value(
     return LoadError(obj.key, None, reason)
 
 
-def _copy_error(obj: SourceObject, error: psycopg2.Error) -> LoadError:
+def _copy_error(
+    obj: SourceObject, error: psycopg2.Error, source_line: Callable[[int], int] | None = None
+) -> LoadError:
+    """COPY's own error, re-addressed to the file: its line, its column, the parser's reason."""
     context = error.diag.context or ""
     match = _COPY_LINE.search(context)
     line = int(match.group(1)) if match else None
-    column = match.group(2) if match and match.group(2) != "doc" else None
+    if line is not None and source_line is not None:
+        line = source_line(line)  # COPY counts records; a record may span several file lines
+    column = match.group(2) if match and match.group(2) not in ("doc", "line_no") else None
     detail = error.diag.message_detail
     reason = (error.diag.message_primary or str(error)).strip()
     if detail:

@@ -1,0 +1,74 @@
+"""`etl-assets`: the local stack and the demo.
+
+    etl-assets up            start the embedded PostgreSQL and S3 (idempotent)
+    etl-assets down          stop them (data stays under .etl_assets/)
+    etl-assets env           print the stack's settings as shell exports
+    etl-assets demo [--data DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from etl_assets.local import stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="etl-assets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the local stack")
+    commands.add_parser("down", help="stop the local stack")
+    commands.add_parser("env", help="print the local stack's connection settings")
+    demo = commands.add_parser("demo", help="load data, materialize every asset, report")
+    demo.add_argument("--data", type=Path, help="folder with sparkify/, flights/, darties/")
+    demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+def _up(args: argparse.Namespace) -> int:
+    info = stack.up()
+    print(f"PostgreSQL  {info.dsn()}")
+    print(f"S3          {info.s3_endpoint_url}  bucket {info.bucket}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stack.down()
+    print("local stack stopped")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    info = stack.read_stack()
+    if info is None:
+        print("local stack not running: run `etl-assets up`", file=sys.stderr)
+        return 1
+    print(f"export PGHOST={info.pg_host} PGPORT={info.pg_port} PGUSER={info.pg_user} "
+          f"PGDATABASE={info.pg_database}")
+    print(f"export AWS_ENDPOINT_URL_S3={info.s3_endpoint_url}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from etl_assets.demo import format_report, run_demo
+
+    if args.data is not None and not args.data.is_dir():
+        print(f"--data {args.data}: not a folder", file=sys.stderr)
+        return 2
+    report = run_demo(args.data)
+    if args.json:
+        print(json.dumps(report.as_json()))
+    else:
+        print(format_report(report))
+    return 1 if report.failed_errors else 0
+
+
+COMMANDS = {"up": _up, "down": _down, "env": _env, "demo": _demo}
+
+if __name__ == "__main__":
+    sys.exit(main())
