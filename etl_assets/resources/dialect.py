@@ -72,7 +72,7 @@ def redshift_copy(
     """
     return sql.SQL(
         "COPY {target} FROM {manifest} IAM_ROLE {role} {fmt} REGION {region} MANIFEST"
-        " TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF"
+        " COMPUPDATE OFF STATUPDATE OFF"
     ).format(
         target=target,
         manifest=sql.Literal(manifest_url),

@@ -1,0 +1,76 @@
+"""Fixtures: one real local stack (PostgreSQL + moto S3) per test session, in a temp folder;
+a fresh database and a fresh bucket per test so tests never see each other's tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from etl_assets.local import stack as local_stack
+from etl_assets.local.stack import StackInfo
+from etl_assets.resources.warehouse import WarehouseResource
+from etl_assets.settings import local_s3
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    home = tmp_path_factory.mktemp("stack")
+    info = local_stack.up(home)
+    yield info
+    local_stack.down(home)
+
+
+@pytest.fixture
+def database(stack: StackInfo) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(stack.dsn())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f'drop database "{name}" with (force)')
+    admin.close()
+
+
+@pytest.fixture
+def warehouse(stack: StackInfo, database: str) -> WarehouseResource:
+    return WarehouseResource(
+        dialect="postgres", host=stack.pg_host, port=stack.pg_port, database=database,
+        user=stack.pg_user,
+    )
+
+
+@pytest.fixture
+def bucket(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    local_stack.s3_client(stack).create_bucket(Bucket=name)
+    monkeypatch.setenv("ETL_S3_BUCKET", name)
+    return name
+
+
+@pytest.fixture
+def s3(stack: StackInfo):
+    return local_s3(stack)
+
+
+@pytest.fixture
+def s3_client(stack: StackInfo):
+    return local_stack.s3_client(stack)
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip("../shared/datasets is not beside this clone")
+    return SHARED_DATASETS
+
+
+def query(warehouse: WarehouseResource, statement: str, params=None) -> list[tuple]:
+    return warehouse.query(statement, params)
