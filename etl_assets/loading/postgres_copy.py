@@ -27,7 +27,7 @@ RAW_COPY = sql.SQL(
     "copy {} (line_no, doc) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
 ).format(RAW)
 TEXT_TYPES = ("character varying", "text", "character")
-_COPY_LINE = re.compile(r"line (\d+)(?:, column (\w+))?")
+_COPY_LINE = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
 
 
 class LoadError(Exception):
