@@ -1,9 +1,9 @@
 """`etl-assets`: the local stack and the demo.
 
-    etl-assets up            start the embedded PostgreSQL and S3 (idempotent)
-    etl-assets down          stop them (data stays under .etl_assets/)
-    etl-assets env           print the stack's settings as shell exports
-    etl-assets demo [--data DIR] [--json]
+etl-assets up            start the embedded PostgreSQL and S3 (idempotent)
+etl-assets down          stop them (data stays under .etl_assets/)
+etl-assets env           print the stack's settings as shell exports
+etl-assets demo [--data DIR] [--json]
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from etl_assets.local import stack
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="etl-assets", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="etl-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the local stack")
     commands.add_parser("down", help="stop the local stack")
@@ -48,8 +49,10 @@ def _env(args: argparse.Namespace) -> int:
     if info is None:
         print("local stack not running: run `etl-assets up`", file=sys.stderr)
         return 1
-    print(f"export PGHOST={info.pg_host} PGPORT={info.pg_port} PGUSER={info.pg_user} "
-          f"PGDATABASE={info.pg_database}")
+    print(
+        f"export PGHOST={info.pg_host} PGPORT={info.pg_port} PGUSER={info.pg_user} "
+        f"PGDATABASE={info.pg_database}"
+    )
     print(f"export AWS_ENDPOINT_URL_S3={info.s3_endpoint_url}")
     return 0
 

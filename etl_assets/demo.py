@@ -75,8 +75,9 @@ def reset_domain(warehouse: WarehouseResource, s3_client, bucket: str, domain: s
         cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(domain)))
         cur.execute("select to_regclass('etl_audit.file_ledger') is not null")
         if cur.fetchone()[0]:
-            cur.execute("delete from etl_audit.file_ledger where target_table like %s",
-                        (f"{domain}.%",))
+            cur.execute(
+                "delete from etl_audit.file_ledger where target_table like %s", (f"{domain}.%",)
+            )
         conn.commit()
 
 
@@ -109,7 +110,8 @@ def run_sparkify(report: Report, warehouse: WarehouseResource, s3, days: list[st
     )
     wall = time.perf_counter() - started
     step_time = sum(
-        e.event_specific_data.duration_ms / 1000 for e in result.all_events
+        e.event_specific_data.duration_ms / 1000
+        for e in result.all_events
         if e.event_type_value == "STEP_SUCCESS"
     )
     report.dagster_overhead_s += max(0.0, wall - step_time)
@@ -120,23 +122,27 @@ def run_sparkify(report: Report, warehouse: WarehouseResource, s3, days: list[st
 def _collect_checks(report: Report, result) -> None:
     for evaluation in result.get_asset_check_evaluations():
         severity = evaluation.severity
-        report.checks.append({
-            "asset": evaluation.asset_key.to_user_string(),
-            "check": evaluation.check_name,
-            "passed": bool(evaluation.passed),
-            "severity": "WARN" if severity == AssetCheckSeverity.WARN else "ERROR",
-            "detail": evaluation.description or "",
-        })
+        report.checks.append(
+            {
+                "asset": evaluation.asset_key.to_user_string(),
+                "check": evaluation.check_name,
+                "passed": bool(evaluation.passed),
+                "severity": "WARN" if severity == AssetCheckSeverity.WARN else "ERROR",
+                "detail": evaluation.description or "",
+            }
+        )
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.event_specific_data.error
-            report.checks.append({
-                "asset": (event.step_key or "").replace("__", "/"),
-                "check": "materialization",
-                "passed": False,
-                "severity": "ERROR",
-                "detail": _failure_text(error),
-            })
+            report.checks.append(
+                {
+                    "asset": (event.step_key or "").replace("__", "/"),
+                    "check": "materialization",
+                    "passed": False,
+                    "severity": "ERROR",
+                    "detail": _failure_text(error),
+                }
+            )
 
 
 def _failure_text(error) -> str:
@@ -167,6 +173,9 @@ def format_report(report: Report) -> str:
     if report.skipped:
         lines += ["", "Skipped (no data folder): " + ", ".join(report.skipped)]
     verdict = "FAILED" if report.failed_errors else "OK"
-    lines += ["", f"{verdict}: {len(report.checks)} checks, {len(report.failed_errors)} ERROR "
-              f"failures, {report.elapsed_s:.1f} s"]
+    lines += [
+        "",
+        f"{verdict}: {len(report.checks)} checks, {len(report.failed_errors)} ERROR "
+        f"failures, {report.elapsed_s:.1f} s",
+    ]
     return "\n".join(lines)

@@ -42,7 +42,10 @@ def database(stack: StackInfo) -> Iterator[str]:
 @pytest.fixture
 def warehouse(stack: StackInfo, database: str) -> WarehouseResource:
     return WarehouseResource(
-        dialect="postgres", host=stack.pg_host, port=stack.pg_port, database=database,
+        dialect="postgres",
+        host=stack.pg_host,
+        port=stack.pg_port,
+        database=database,
         user=stack.pg_user,
     )
 

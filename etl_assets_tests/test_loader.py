@@ -22,8 +22,16 @@ JSONPATHS = JsonPaths.parse("sparkify/log_json_path.json", jsonpaths_document())
 
 def event(i: int, **overrides) -> dict:
     base = dict.fromkeys(LOG_KEYS)
-    base.update(page="NextSong", ts=1541030400000 + i, userId=str(i % 7), sessionId=i,
-                itemInSession=i, length=200.5 + i / 1000, song=f"Song {i}", artist="A")
+    base.update(
+        page="NextSong",
+        ts=1541030400000 + i,
+        userId=str(i % 7),
+        sessionId=i,
+        itemInSession=i,
+        length=200.5 + i / 1000,
+        song=f"Song {i}",
+        artist="A",
+    )
     base.update(overrides)
     return base
 
@@ -69,13 +77,26 @@ def test_jsonpaths_map_by_position_with_exact_floats(loader, warehouse, s3_clien
 
 
 def test_auto_maps_by_key_name_and_ignores_order(loader, warehouse, s3_client, bucket):
-    song = {"title": "T", "song_id": "S1", "duration": 152.92036, "year": 0, "num_songs": 1,
-            "artist_id": "A1", "artist_latitude": None, "artist_longitude": None,
-            "artist_location": "", "artist_name": "Line Renaud"}
+    song = {
+        "title": "T",
+        "song_id": "S1",
+        "duration": 152.92036,
+        "year": 0,
+        "num_songs": 1,
+        "artist_id": "A1",
+        "artist_latitude": None,
+        "artist_longitude": None,
+        "artist_location": "",
+        "artist_name": "Line Renaud",
+    }
     s3_client.put_object(Bucket=bucket, Key="songs/s.json", Body=json.dumps(song, indent=2))
     objects = list_objects(s3_client, bucket, "songs/")
-    result = loader.load(LoadTarget("sparkify", "staging_songs"), objects, JsonAuto(),
-                         combine(rows_match_source(), no_key_drift()))
+    result = loader.load(
+        LoadTarget("sparkify", "staging_songs"),
+        objects,
+        JsonAuto(),
+        combine(rows_match_source(), no_key_drift()),
+    )
     assert result.status == "published"
     assert warehouse.query(
         "select song_id, title, duration, artist_location, artist_latitude"
@@ -143,9 +164,7 @@ def test_same_files_twice_add_nothing_and_a_new_version_is_loaded(
     assert [row[2] for row in loaded_b] == [5, 7]
 
 
-def test_key_drift_blocks_the_publish_and_names_file_and_keys(
-    loader, warehouse, s3_client, bucket
-):
+def test_key_drift_blocks_the_publish_and_names_file_and_keys(loader, warehouse, s3_client, bucket):
     drifted = event(2)
     del drifted["song"]
     drifted["favourite"] = True
@@ -203,7 +222,9 @@ def test_csv_streams_with_empty_fields_as_null(warehouse, s3_client, bucket):
     warehouse.execute("create table public.pairs (code varchar(3), delay integer)")
     s3_client.put_object(Bucket=bucket, Key="c/p.csv", Body=b"code,delay\nAA,5\nBB,\n")
     result = ObjectLoader(warehouse, s3_client).load(
-        LoadTarget("public", "pairs"), list_objects(s3_client, bucket, "c/"), Csv(),
+        LoadTarget("public", "pairs"),
+        list_objects(s3_client, bucket, "c/"),
+        Csv(),
         rows_match_source(),
     )
     assert result.rows_published == 2

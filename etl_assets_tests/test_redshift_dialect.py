@@ -92,8 +92,10 @@ def redshift(stack) -> type[RecordingWarehouse]:
 
 
 def _objects(bucket: str) -> list[SourceObject]:
-    keys = ["sparkify/log_data/2018/11/2018-11-01-events.json",
-            "sparkify/log_data/2018/11/2018-11-02-events.json"]
+    keys = [
+        "sparkify/log_data/2018/11/2018-11-01-events.json",
+        "sparkify/log_data/2018/11/2018-11-02-events.json",
+    ]
     return [SourceObject(bucket, key, f"etag{i}", 100) for i, key in enumerate(keys)]
 
 
@@ -110,10 +112,15 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
         return []
 
     RecordingWarehouse.answers = staticmethod(answers)
-    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE,
-                         region="us-west-2")
-    target = LoadTarget("sparkify", "staging_events", "2018-11-01..2018-11-02",
-                        sql.SQL("ts >= 1541030400000 and ts < 1541203200000"))
+    warehouse = redshift(
+        dialect="redshift", host="cluster.example", iam_role=ROLE, region="us-west-2"
+    )
+    target = LoadTarget(
+        "sparkify",
+        "staging_events",
+        "2018-11-01..2018-11-02",
+        sql.SQL("ts >= 1541030400000 and ts < 1541203200000"),
+    )
     fmt = JsonPaths.parse("sparkify/log_json_path.json", '{"jsonpaths": ["$.a", "$.b"]}')
     result = ObjectLoader(warehouse, s3_client, run_id="run-1").load(
         target, objects, fmt, rows_match_source()
@@ -142,16 +149,19 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     assert not any(re.match(r"\s*truncate", s, re.I) for s in log)
 
     body = s3_client.get_object(Bucket=bucket, Key=manifest.split("/", 3)[3])["Body"].read()
-    assert json.loads(body) == {
-        "entries": [{"url": o.url, "mandatory": True} for o in objects]
-    }
+    assert json.loads(body) == {"entries": [{"url": o.url, "mandatory": True} for o in objects]}
 
 
 def test_a_failed_blocking_check_rolls_back_without_publishing(redshift, bucket, s3_client):
     objects = _objects(bucket)
     RecordingWarehouse.answers = staticmethod(
-        lambda text: [(o.url, 3) for o in objects] if "stl_load_commits" in text
-        else [(999,)] if text.startswith("select count(*)") else []
+        lambda text: (
+            [(o.url, 3) for o in objects]
+            if "stl_load_commits" in text
+            else [(999,)]
+            if text.startswith("select count(*)")
+            else []
+        )
     )
     warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
     result = ObjectLoader(warehouse, s3_client).load(
@@ -183,9 +193,7 @@ def test_copy_formats(stack) -> None:
 def test_table_attributes_render_for_redshift_only(stack) -> None:
     conn = psycopg2.connect(stack.dsn())
     redshift_ddl = t.SONGPLAYS.create_statement("redshift").as_string(conn)
-    assert redshift_ddl.endswith(
-        ') DISTSTYLE KEY DISTKEY ("song_id") SORTKEY ("start_time")'
-    )
+    assert redshift_ddl.endswith(') DISTSTYLE KEY DISTKEY ("song_id") SORTKEY ("start_time")')
     assert t.SONGPLAYS.create_statement("postgres").as_string(conn).endswith(")")
     assert TableAttributes("ALL").render("redshift").as_string(conn) == " DISTSTYLE ALL"
     with pytest.raises(ValueError, match="invalid identifier"):

@@ -113,9 +113,7 @@ def json_mapping(columns: Sequence[Column], file_format: FileFormat) -> Mapping:
 def json_select(mapping: Mapping) -> sql.Composed:
     """SELECT mapping each raw jsonb document to the table's columns, in file order."""
     exprs = [_column_expr(column, path) for column, path in mapping]
-    return sql.SQL("select {} from {} order by line_no").format(
-        sql.SQL(", ").join(exprs), RAW
-    )
+    return sql.SQL("select {} from {} order by line_no").format(sql.SQL(", ").join(exprs), RAW)
 
 
 def _text_at(path: list[str]) -> sql.Composed:
@@ -174,9 +172,7 @@ def _copy_json(
     expected: frozenset[str],
 ) -> LoadedFile:
     cur.execute(
-        sql.SQL(
-            "create temp table {} (line_no bigint not null, doc jsonb not null)"
-        ).format(RAW)
+        sql.SQL("create temp table {} (line_no bigint not null, doc jsonb not null)").format(RAW)
     )
     _stream_json_into(cur, s3_client, obj)
     records, missing, unknown = _key_profile(cur, obj, expected)

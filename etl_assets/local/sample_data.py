@@ -13,16 +13,75 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-WORDS = (
-    "love night heart fire rain summer dream blue road home time light dark city gold wild "
-    "river moon song dance girl boy world soul sky star street ghost sweet lonely electric"
-).split()
-FIRST_NAMES = "Lily Kaylee Walter Jacob Ava Noah Mia Liam Emma Lucas Chloe Ryan Aleena".split()
-LAST_NAMES = "Koch Summers Frye Klein Smith Garcia Jones Brown Davis Lopez Kirby Moore".split()
+WORDS = [
+    "love",
+    "night",
+    "heart",
+    "fire",
+    "rain",
+    "summer",
+    "dream",
+    "blue",
+    "road",
+    "home",
+    "time",
+    "light",
+    "dark",
+    "city",
+    "gold",
+    "wild",
+    "river",
+    "moon",
+    "song",
+    "dance",
+    "girl",
+    "boy",
+    "world",
+    "soul",
+    "sky",
+    "star",
+    "street",
+    "ghost",
+    "sweet",
+    "lonely",
+    "electric",
+]
+FIRST_NAMES = [
+    "Lily",
+    "Kaylee",
+    "Walter",
+    "Jacob",
+    "Ava",
+    "Noah",
+    "Mia",
+    "Liam",
+    "Emma",
+    "Lucas",
+    "Chloe",
+    "Ryan",
+    "Aleena",
+]
+LAST_NAMES = [
+    "Koch",
+    "Summers",
+    "Frye",
+    "Klein",
+    "Smith",
+    "Garcia",
+    "Jones",
+    "Brown",
+    "Davis",
+    "Lopez",
+    "Kirby",
+    "Moore",
+]
 CITIES = [
-    "San Francisco-Oakland-Hayward, CA", "Phoenix-Mesa-Scottsdale, AZ",
-    "Chicago-Naperville-Elgin, IL-IN-WI", "New York-Newark-Jersey City, NY-NJ-PA",
-    "Atlanta-Sandy Springs-Roswell, GA", "Portland-South Portland, ME",
+    "San Francisco-Oakland-Hayward, CA",
+    "Phoenix-Mesa-Scottsdale, AZ",
+    "Chicago-Naperville-Elgin, IL-IN-WI",
+    "New York-Newark-Jersey City, NY-NJ-PA",
+    "Atlanta-Sandy Springs-Roswell, GA",
+    "Portland-South Portland, ME",
 ]
 AGENTS = [
     '"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.36 (KHTML, like Gecko) '
@@ -32,10 +91,26 @@ AGENTS = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:31.0) Gecko/20100101 Firefox/31.0",
 ]
 OTHER_PAGES = ["Home", "Home", "Logout", "Settings", "About", "Help", "Upgrade", "Downgrade"]
-LOG_KEYS = (
-    "artist auth firstName gender itemInSession lastName length level location method page "
-    "registration sessionId song status ts userAgent userId"
-).split()
+LOG_KEYS = [
+    "artist",
+    "auth",
+    "firstName",
+    "gender",
+    "itemInSession",
+    "lastName",
+    "length",
+    "level",
+    "location",
+    "method",
+    "page",
+    "registration",
+    "sessionId",
+    "song",
+    "status",
+    "ts",
+    "userAgent",
+    "userId",
+]
 
 
 @dataclass(frozen=True)
@@ -103,9 +178,16 @@ class _User:
 
 def make_users(rng: random.Random, count: int) -> list[_User]:
     return [
-        _User(str(i + 2), rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), rng.choice("MF"),
-              rng.choice(["free", "free", "free", "paid"]), rng.choice(CITIES),
-              rng.choice(AGENTS), float(rng.randint(1_535_000_000, 1_541_000_000) * 1000 + 796))
+        _User(
+            str(i + 2),
+            rng.choice(FIRST_NAMES),
+            rng.choice(LAST_NAMES),
+            rng.choice("MF"),
+            rng.choice(["free", "free", "free", "paid"]),
+            rng.choice(CITIES),
+            rng.choice(AGENTS),
+            float(rng.randint(1_535_000_000, 1_541_000_000) * 1000 + 796),
+        )
         for i in range(count)
     ]
 
@@ -134,15 +216,27 @@ def _event(
         return _logged_out_event(rng, ts, session, item)
     event = dict.fromkeys(LOG_KEYS)
     event.update(
-        auth="Logged In", firstName=user.first, gender=user.gender, itemInSession=item,
-        lastName=user.last, level=user.level, location=user.location, method="GET",
-        page=rng.choice(OTHER_PAGES), registration=user.registration, sessionId=session,
-        status=200, ts=ts, userAgent=user.agent, userId=user.user_id,
+        auth="Logged In",
+        firstName=user.first,
+        gender=user.gender,
+        itemInSession=item,
+        lastName=user.last,
+        level=user.level,
+        location=user.location,
+        method="GET",
+        page=rng.choice(OTHER_PAGES),
+        registration=user.registration,
+        sessionId=session,
+        status=200,
+        ts=ts,
+        userAgent=user.agent,
+        userId=user.user_id,
     )
     if rng.random() < 0.82:
         song = rng.choice(songs) if songs and rng.random() < 0.1 else None
         event.update(
-            method="PUT", page="NextSong",
+            method="PUT",
+            page="NextSong",
             artist=song.artist_name if song else f"{_title(rng)} Band",
             song=song.title if song else _title(rng),
             length=song.duration if song else round(rng.uniform(90, 600), 5),
@@ -153,9 +247,15 @@ def _event(
 def _logged_out_event(rng: random.Random, ts: int, session: int, item: int) -> dict:
     event = dict.fromkeys(LOG_KEYS)
     event.update(
-        auth="Logged Out", itemInSession=item, level=rng.choice(["free", "paid"]),
-        method="GET", page=rng.choice(["Home", "Login", "Help"]), sessionId=session,
-        status=200, ts=ts, userId="",
+        auth="Logged Out",
+        itemInSession=item,
+        level=rng.choice(["free", "paid"]),
+        method="GET",
+        page=rng.choice(["Home", "Login", "Help"]),
+        sessionId=session,
+        status=200,
+        ts=ts,
+        userId="",
     )
     return event
 
@@ -189,8 +289,10 @@ def write_sparkify(
         day = first_day + timedelta(days=offset)
         path = base / "log_data" / f"{day:%Y}" / f"{day:%m}" / f"{day:%Y-%m-%d}-events.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(e, separators=(",", ":"))
-                 for e in iter_day_events(rng, day, events_per_day, people, catalog)]
+        lines = [
+            json.dumps(e, separators=(",", ":"))
+            for e in iter_day_events(rng, day, events_per_day, people, catalog)
+        ]
         plays += sum('"page":"NextSong"' in line for line in lines)
         events += len(lines)
         path.write_text("\n".join(lines))  # the real files have no final newline

@@ -1,6 +1,5 @@
 """Sparkify: song metadata and app event logs (JSON in S3) -> a song-play star schema."""
 
-
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta

@@ -1,6 +1,5 @@
 """Sparkify checks that read published tables (the blocking ones run inside the loads)."""
 
-
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from etl_assets.defs.sparkify import tables as t

@@ -1,0 +1,85 @@
+"""The user-facing contract: `etl-assets demo --json`, exit status, `up`/`down`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etl_assets.local import stack as local_stack
+from etl_assets.local.sample_data import write_sparkify
+
+DEMO_TABLES = {
+    f"sparkify.{t}"
+    for t in ["staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time"]
+}
+
+
+def etl_assets(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ETL_ASSETS_HOME": str(home)}
+    env.pop("ETL_S3_BUCKET", None)
+    return subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    yield tmp_path / "state"
+    local_stack.down(tmp_path / "state")
+
+
+def test_demo_json_report_on_generated_data(home: Path) -> None:
+    done = etl_assets(home, "demo", "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert set(report) >= {"tables", "checks", "elapsed_s"}
+    assert set(report["tables"]) == DEMO_TABLES
+    assert all(count > 0 for count in report["tables"].values())
+    assert report["checks"] and all(c["passed"] for c in report["checks"])
+    assert {c["severity"] for c in report["checks"]} <= {"ERROR", "WARN"}
+    assert {"asset", "check", "passed", "severity", "detail"} <= set(report["checks"][0])
+    assert report["elapsed_s"] > 0
+    assert report["skipped"] == []
+
+
+def test_demo_exits_non_zero_when_an_error_check_fails(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_sparkify(data, days=2, events_per_day=50, songs=10, users=5)
+    log = data / "sparkify/log_data/2018/11/2018-11-02-events.json"
+    lines = log.read_text().splitlines()
+    event = json.loads(lines[0])
+    event["surprise"] = 1
+    lines[0] = json.dumps(event)
+    log.write_text("\n".join(lines))
+
+    done = etl_assets(home, "demo", "--data", str(data), "--json")
+
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    failed = [c for c in report["checks"] if not c["passed"]]
+    drift = next(c for c in failed if c["check"] == "no_source_key_drift")
+    assert drift["asset"] == "sparkify/staging_events" and drift["severity"] == "ERROR"
+    assert "2018-11-02-events.json" in drift["detail"] and "surprise" in drift["detail"]
+    assert report["skipped"] == []
+
+
+def test_absent_domain_folders_are_reported_as_skipped(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    done = etl_assets(home, "demo", "--data", str(tmp_path / "empty"), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sparkify" in json.loads(done.stdout)["skipped"]
+
+
+def test_up_is_idempotent_and_down_stops(home: Path) -> None:
+    first = local_stack.up(home)
+    assert local_stack.up(home) == first
+    local_stack.down(home)
+    assert local_stack.read_stack(home) is None
+    assert not (home / "pgdata" / "postmaster.pid").exists()
