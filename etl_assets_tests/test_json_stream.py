@@ -1,43 +1,72 @@
 import io
 import json
 
-from etl_assets.loading.json_stream import JsonCopyReader
+import pytest
+
+from etl_assets.loading.errors import LoadError
+from etl_assets.loading.json_stream import JsonRowReader, copy_text
 
 
-def rows(
-    data: bytes, read_size: int = 7, chunk: int = 5
-) -> tuple[list[tuple[int, dict]], JsonCopyReader]:
-    reader = JsonCopyReader(io.BytesIO(data), chunk_bytes=chunk)
+UNEXPECTED = "unexpected character, expected a JSON value"
+
+
+def read_all(reader: JsonRowReader, size: int = 7) -> list[list[str]]:
     out = b""
-    while piece := reader.read(read_size):
+    while piece := reader.read(size):
         out += piece
-    parsed = []
-    for line in out.decode().splitlines():
-        number, value = line.split("\x02")
-        parsed.append((int(number), json.loads(value)))
-    return parsed, reader
+    return [line.split("\t") for line in out.decode().splitlines()]
 
 
-def test_newline_delimited_objects_keep_their_line_numbers() -> None:
-    data = (
-        b'{"a": 1}\n{"a": "x}"}\n\n{"a": 3}'  # no final newline, a blank line, a brace in a string
-    )
-    parsed, reader = rows(data)
-    assert parsed == [(1, {"a": 1}), (2, {"a": "x}"}), (4, {"a": 3})]
-    assert [reader.source_line(n) for n in (1, 2, 3)] == [1, 2, 4]
+def reader_for(data: bytes, paths, chunk: int = 5) -> JsonRowReader:
+    return JsonRowReader(io.BytesIO(data), "k.json", paths, chunk_bytes=chunk)
+
+
+def test_newline_delimited_objects_map_by_path_and_keep_line_numbers() -> None:
+    data = b'{"a": 1, "b": "x}"}\n\n{"b": null, "a": 2.5}\n{"a": 3, "c": {"d": [1]}}'
+    reader = reader_for(data, [("a",), ("b",)])
+    assert read_all(reader) == [["1", "x}"], ["2.5", "\\N"], ["3", "\\N"]]
+    assert [reader.source_line(n) for n in (1, 2, 3)] == [1, 3, 4]
+    assert reader.records == 3
+    assert reader.missing_and_unknown(frozenset({"a", "b"})) == (("b",), ("c",))
 
 
 def test_pretty_printed_objects_become_one_row_each() -> None:
     first = json.dumps({"title": 'Face {the} "Ashes"', "n": [1, {"b": 2}]}, indent=2)
     second = json.dumps({"title": "two"}, indent=2)
-    parsed, reader = rows(f"{first}\n{second}\n".encode())
-    first_lines = first.count("\n") + 1
-    assert parsed == [(1, json.loads(first)), (first_lines + 1, json.loads(second))]
-    assert reader.source_line(2) == first_lines + 1
-    assert reader.records == 2
+    reader = reader_for(f"{first}\n{second}\n".encode(), [("title",), ("n", "1", "b")])
+    assert read_all(reader) == [['Face {the} "Ashes"', "2"], ["two", "\\N"]]
+    assert reader.source_line(2) == first.count("\n") + 2
 
 
-def test_an_unclosed_value_is_passed_on_for_the_parser_to_refuse() -> None:
-    reader = JsonCopyReader(io.BytesIO(b'{"a": 1}\n{"a":\n  2'))
-    out = reader.read(-1).decode().splitlines()
-    assert out[-1] == '2\x02{"a": 2'
+def test_values_are_escaped_for_copy_text_format() -> None:
+    assert copy_text("tab\there\\ and\nnewline") == "tab\\there\\\\ and\\nnewline"
+    assert copy_text(246.30812) == "246.30812"
+    assert copy_text(1540919166796.0) == "1540919166796.0"
+    assert copy_text(True) == "true"
+    assert copy_text({"k": [1, "é"]}) == '{"k":[1,"é"]}'
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "reason"),
+    [
+        (
+            b'{"a": 1}\n{"a": }\n',
+            2,
+            "invalid JSON: unexpected character, expected a JSON value at column 7",
+        ),
+        (b'{"a": 1}\n[1, 2]\n', 2, "not a JSON object: list"),
+        (b'{\n "a": 1\n}\n{\n "a":\n  2', 4, "file ends inside a JSON value"),
+    ],
+)
+def test_refusals_name_the_line_and_reason(data: bytes, line: int, reason: str) -> None:
+    with pytest.raises(LoadError) as failure:
+        read_all(reader_for(data, [("a",)]))
+    assert (failure.value.key, failure.value.line, failure.value.reason) == ("k.json", line, reason)
+
+
+def test_a_cut_line_in_a_newline_delimited_file_is_refused_at_that_line() -> None:
+    data = b'{"a": 1}\n{"a": 2, "b": "cut\n{"a": 3}\n'
+    with pytest.raises(LoadError) as failure:
+        read_all(reader_for(data, [("a",)]))
+    assert failure.value.line == 2
+    assert failure.value.reason.startswith("invalid JSON:")

@@ -129,7 +129,7 @@ def test_malformed_log_fails_the_run_and_keeps_what_was_published(
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error.to_string())
-    assert f"{key}: line 42" in message and "invalid input syntax for type json" in message
+    assert f"{key}: line 42" in message and "invalid JSON" in message
     assert counts(warehouse) == before
     rejected = warehouse.query(
         "select object_key, error from etl_audit.file_ledger where status = 'rejected'"

@@ -1,20 +1,33 @@
-"""A JSON object stream, reshaped on the fly into COPY rows `<source line>\\x02<value>\\n`.
+"""A stream of JSON objects, mapped on the fly to COPY text rows for a table's columns.
 
-Redshift's JSON COPY reads a stream of objects separated by whitespace: one per line in the
-event logs, pretty-printed over twelve lines in the real song files. PostgreSQL parses the
-values (into jsonb); this reader only finds where each value starts and ends. A line that
-starts with '{' and ends with '}' is taken whole (the fast path for newline-delimited JSON);
-anything else is scanned character by character until the value closes. Raw newlines cannot
-occur inside JSON strings, so joining a value's lines with spaces changes no data.
+Redshift's JSON COPY reads objects separated by whitespace: one per line in the event logs,
+pretty-printed over twelve lines in the real song files. A file whose first record fills
+one line is read as newline-delimited (a line that is not a whole object is an error at that
+line); otherwise values are gathered across lines. This reader keeps Redshift's
+semantics — JSONPaths map by position, 'auto' maps by key name, absent keys load as NULL —
+and adds what Redshift does not give: the file line of every record (for error messages) and
+the set of keys each record carried (for the source key drift check).
+
+Measured alternative (see the issue note): loading each line raw into a jsonb column and
+extracting in SQL was 3-4x slower on 100k events (jsonb input, then a second pass for keys).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+import json
+import operator
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
 
-FIELD = b"\x02"  # COPY delimiter; neither it nor the quote byte \x01 occurs in valid JSON
+import orjson
+
+from etl_assets.loading.errors import LoadError
+
+MAX_VALUE_BYTES = 4 * 1024 * 1024  # Redshift's limit for one JSON object
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = b"{[", b"}]", ord('"'), ord("\\")
+_NEEDS_ESCAPE = ("\\", "\t", "\n", "\r")
 
 
 class _ValueScanner:
@@ -44,21 +57,58 @@ class _ValueScanner:
         return self.depth <= 0 and not self.in_string
 
 
-class JsonCopyReader:
-    """File-like (`read(size)`) view of an object body as COPY rows; memory stays bounded."""
+NULL = "\\N"
+_NUMBERS = (int, float)
+_PLAIN_TYPES = frozenset((str, int, float))  # str() of each is its COPY text
+_BOOLEANS = {True: "true", False: "false"}
+# A decoded string holds a backslash, tab, newline or CR only if its JSON text escaped it;
+# text without these escapes needs no COPY escaping, checked once per chunk.
+_ESCAPED_IN_JSON = re.compile(rb"\\\\|\\[tnr]|\\u00")
 
-    def __init__(self, body, chunk_bytes: int = 1 << 18) -> None:
+
+def copy_text(value: object) -> str:
+    """One value in COPY's text format: \\N for NULL, backslash escapes, JSON for nesting."""
+    if value is None:
+        return NULL
+    if value.__class__ is str:
+        return _escape(value)
+    if value.__class__ in _NUMBERS:
+        return str(value)  # str() of a float round-trips exactly into double precision
+    if value.__class__ is bool:
+        return _BOOLEANS[value]
+    return _escape(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class JsonRowReader:
+    """File-like (`read(size)`) view of an object body as COPY text rows; bounded memory."""
+
+    def __init__(self, body, key: str, paths: Sequence[Sequence[str]], chunk_bytes: int) -> None:
         self._body = body
+        self._key = key
+        self._paths = [tuple(p) for p in paths]
+        self._flat = all(len(p) == 1 for p in self._paths)
+        self._pick = operator.itemgetter(*[p[0] for p in self._paths])
+        self._top = [p[0] for p in self._paths]
         self._chunk_bytes = chunk_bytes
         self._rows = self._generate()
         self._buffer = bytearray()
         self.records = 0
+        self.error: LoadError | None = None  # psycopg2 reports read() failures as its own
+        self.key_sets: Counter[tuple[str, ...]] = Counter()
         # (record number, source line - record number) wherever that offset changes
         self._offsets: list[tuple[int, int]] = [(1, 0)]
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
-            piece = next(self._rows, None)
+            try:
+                piece = next(self._rows, None)
+            except LoadError as error:
+                self.error = error
+                raise
             if piece is None:
                 break
             self._buffer += piece
@@ -69,59 +119,127 @@ class JsonCopyReader:
         return out
 
     def source_line(self, record: int) -> int:
-        """The file line where COPY's record number `record` (1-based) starts."""
+        """The file line where record number `record` (1-based, as COPY counts) starts."""
         index = bisect.bisect_right(self._offsets, (record, float("inf"))) - 1
         return record + self._offsets[index][1]
 
-    def _emit(self, line_no: int, value: bytes) -> bytes:
+    def missing_and_unknown(self, expected: frozenset[str]) -> tuple[tuple[str, ...], ...]:
+        """Expected keys some record lacked; keys no column maps."""
+        seen = set().union(*self.key_sets) if self.key_sets else set()
+        missing = {k for keys in self.key_sets for k in expected.difference(keys)}
+        return tuple(sorted(missing)), tuple(sorted(seen - expected))
+
+    def _row(self, line_no: int, text: bytes, plain: bool) -> str:
+        try:
+            record = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            line = line_no + _line_in(error)
+            raise LoadError(self._key, line, f"invalid JSON: {_msg(error)}") from None
+        if record.__class__ is not dict:
+            raise LoadError(self._key, line_no, f"not a JSON object: {type(record).__name__}")
         self.records += 1
         offset = line_no - self.records
         if offset != self._offsets[-1][1]:
             self._offsets.append((self.records, offset))
-        return b"%d" % line_no + FIELD + value + b"\n"
+        self.key_sets[tuple(record)] += 1
+        values = self._values(record)
+        if plain and None not in values and _PLAIN_TYPES.issuperset(map(type, values)):
+            return "\t".join(map(str, values)) + "\n"  # the common case, all in C
+        if plain:
+            fields = [
+                v
+                if (kind := v.__class__) is str
+                else NULL
+                if v is None
+                else str(v)
+                if kind in _NUMBERS
+                else copy_text(v)
+                for v in values
+            ]
+        else:
+            fields = [copy_text(v) for v in values]
+        return "\t".join(fields) + "\n"
+
+    def _values(self, record: dict) -> tuple:
+        if not self._flat:
+            return tuple(_walk(record, path) for path in self._paths)
+        try:
+            picked = self._pick(record)
+        except KeyError:  # an absent key loads as NULL, as in Redshift
+            return tuple(record.get(k) for k in self._top)
+        return picked if len(self._top) > 1 else (picked,)
 
     def _generate(self) -> Iterator[bytes]:
         pending = b""
+        state = _PendingValue()
         line_no = 0
-        scanner: _ValueScanner | None = None
-        parts: list[bytes] = []
-        start = 0
         for data in iter(lambda: self._body.read(self._chunk_bytes), b""):
-            lines = (pending + data).split(b"\n")
+            text = pending + data
+            plain = _ESCAPED_IN_JSON.search(text) is None
+            lines = text.split(b"\n")
             pending = lines.pop()
-            out = []
+            out: list[str] = []
             for line in lines:
                 line_no += 1
-                scanner, start = self._take(line, line_no, scanner, parts, start, out)
-            yield b"".join(out)
+                self._take(line, line_no, state, out, plain)
+            yield "".join(out).encode()
         out = []
         if pending:
             line_no += 1
-            scanner, start = self._take(pending, line_no, scanner, parts, start, out)
-        if parts:  # a value still open at the end of the file: PostgreSQL will say why
-            out.append(self._emit(start, b" ".join(parts)))
-        yield b"".join(out)
+            self._take(pending, line_no, state, out, _ESCAPED_IN_JSON.search(pending) is None)
+        if state.parts:
+            raise LoadError(self._key, state.start, "file ends inside a JSON value")
+        yield "".join(out).encode()
 
     def _take(
-        self,
-        line: bytes,
-        line_no: int,
-        scanner: _ValueScanner | None,
-        parts: list[bytes],
-        start: int,
-        out: list[bytes],
-    ) -> tuple[_ValueScanner | None, int]:
+        self, line: bytes, line_no: int, state: _PendingValue, out: list[str], plain: bool
+    ) -> None:
         text = line.strip()
-        if scanner is None:
+        if state.scanner is None:
             if not text:
-                return None, start
-            if text[0] == 123 and text[-1] == 125:  # '{' ... '}': one whole value
-                out.append(self._emit(line_no, text))
-                return None, start
-            scanner, start = _ValueScanner(), line_no
-        parts.append(text)
-        if scanner.feed(text):
-            out.append(self._emit(start, b" ".join(parts)))
-            parts.clear()
-            return None, start
-        return scanner, start
+                return
+            whole = text[0] == 123 and text[-1] == 125  # '{' ... '}'
+            if state.one_per_line is None:
+                state.one_per_line = whole  # the first record decides, for the whole file
+            if whole or state.one_per_line:
+                out.append(self._row(line_no, text, plain))  # a cut line fails right here
+                return
+            state.scanner, state.start = _ValueScanner(), line_no
+        state.parts.append(text)
+        state.size += len(text)
+        if state.size > MAX_VALUE_BYTES:
+            raise LoadError(self._key, state.start, f"JSON value over {MAX_VALUE_BYTES} bytes")
+        if state.scanner.feed(text):
+            out.append(self._row(state.start, b" ".join(state.parts), plain=False))
+            state.parts.clear()
+            state.scanner, state.size = None, 0
+
+
+class _PendingValue:
+    """Reading state: newline-delimited or multi-line values, and the value being gathered."""
+
+    def __init__(self) -> None:
+        self.one_per_line: bool | None = None
+        self.scanner: _ValueScanner | None = None
+        self.parts: list[bytes] = []
+        self.start = 0
+        self.size = 0
+
+
+def _walk(record: object, path: tuple[str, ...]) -> object:
+    for step in path:
+        if isinstance(record, dict):
+            record = record.get(step)
+        elif isinstance(record, list) and step.isdigit() and int(step) < len(record):
+            record = record[int(step)]
+        else:
+            return None
+    return record
+
+
+def _line_in(error: orjson.JSONDecodeError) -> int:
+    return error.lineno - 1
+
+
+def _msg(error: orjson.JSONDecodeError) -> str:
+    return f"{error.msg} at column {error.colno}"

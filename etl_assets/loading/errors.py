@@ -1,0 +1,14 @@
+"""The one error a refused source file raises."""
+
+from __future__ import annotations
+
+
+class LoadError(Exception):
+    """A source file that cannot be loaded: names the key, the line, the column and why."""
+
+    def __init__(self, key: str, line: int | None, reason: str, column: str | None = None):
+        self.key, self.line, self.column, self.reason = key, line, column, reason
+        where = f"line {line}" if line else "file"
+        if column:
+            where += f", column {column}"
+        super().__init__(f"{key}: {where}: {reason}")
