@@ -6,7 +6,6 @@ import pytest
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.json_stream import JsonRowReader, copy_text
 
-
 UNEXPECTED = "unexpected character, expected a JSON value"
 
 
