@@ -18,7 +18,6 @@ import bisect
 import json
 import operator
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import orjson
@@ -98,7 +97,8 @@ class JsonRowReader:
         self._buffer = bytearray()
         self.records = 0
         self.error: LoadError | None = None  # psycopg2 reports read() failures as its own
-        self.key_sets: Counter[tuple[str, ...]] = Counter()
+        self.key_sets: set[frozenset[str]] = set()  # each distinct set of keys a record had
+        self._last_keys: frozenset[str] = frozenset()
         # (record number, source line - record number) wherever that offset changes
         self._offsets: list[tuple[int, int]] = [(1, 0)]
 
@@ -141,7 +141,9 @@ class JsonRowReader:
         offset = line_no - self.records
         if offset != self._offsets[-1][1]:
             self._offsets.append((self.records, offset))
-        self.key_sets[tuple(record)] += 1
+        if record.keys() != self._last_keys:  # cheap for the usual file of identical records
+            self._last_keys = frozenset(record)
+            self.key_sets.add(self._last_keys)
         values = self._values(record)
         if plain and None not in values and _PLAIN_TYPES.issuperset(map(type, values)):
             return "\t".join(map(str, values)) + "\n"  # the common case, all in C
@@ -179,9 +181,16 @@ class JsonRowReader:
             lines = text.split(b"\n")
             pending = lines.pop()
             out: list[str] = []
-            for line in lines:
-                line_no += 1
-                self._take(line, line_no, state, out, plain)
+            if state.one_per_line:  # the hot loop of newline-delimited files, kept tight
+                row = self._row
+                for line in lines:
+                    line_no += 1
+                    if text := line.strip():
+                        out.append(row(line_no, text, plain))
+            else:
+                for line in lines:
+                    line_no += 1
+                    self._take(line, line_no, state, out, plain)
             yield "".join(out).encode()
         out = []
         if pending:
