@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
@@ -104,7 +105,7 @@ def run_sparkify(report: Report, warehouse: WarehouseResource, s3, days: list[st
     result = materialize(
         [*SPARKIFY_ASSETS, *SPARKIFY_CHECKS],
         resources={"warehouse": warehouse, "s3": s3},
-        instance=DagsterInstance.ephemeral(),
+        instance=_instance(),
         tags=tags,
         raise_on_error=False,
     )
@@ -117,6 +118,16 @@ def run_sparkify(report: Report, warehouse: WarehouseResource, s3, days: list[st
     report.dagster_overhead_s += max(0.0, wall - step_time)
     _collect_checks(report, result)
     report.tables.update(table_counts(warehouse, DOMAINS["sparkify"]))
+
+
+def _instance() -> DagsterInstance:
+    """The persistent local instance when DAGSTER_HOME is set (so `make dev` shows the demo's
+    runs), else a throwaway one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
 
 
 def _collect_checks(report: Report, result) -> None:

@@ -20,6 +20,7 @@ DEMO_TABLES = {
 def etl_assets(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ETL_ASSETS_HOME": str(home)}
     env.pop("ETL_S3_BUCKET", None)
+    env.pop("DAGSTER_HOME", None)
     return subprocess.run(
         [sys.executable, "-m", "etl_assets.cli", *args],
         env=env,
