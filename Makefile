@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-export DAGSTER_HOME ?= $(CURDIR)/.etl_assets/dagster_home
+DAGSTER_HOME ?= $(CURDIR)/.etl_assets/dagster_home
 
 .PHONY: install demo test dev bench lint up down clean
 
@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install          ## stack up, sample data, materialize everything, report
-	$(BIN)/etl-assets demo
+	mkdir -p $(DAGSTER_HOME)
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/etl-assets demo
 
 test: install          ## the test suite against a real PostgreSQL and S3 (own stack)
 	$(BIN)/python -m pytest
@@ -24,7 +25,7 @@ test: install          ## the test suite against a real PostgreSQL and S3 (own s
 dev: install           ## the Dagster UI on the local stack
 	$(BIN)/etl-assets up
 	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
 
 bench: install         ## load speed and memory, ratios against a baseline in the same run
 	$(BIN)/python -m etl_assets_tests.bench

@@ -1,5 +1,6 @@
 """The code location loads, validates, and describes itself."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
