@@ -69,3 +69,22 @@ def test_a_cut_line_in_a_newline_delimited_file_is_refused_at_that_line() -> Non
         read_all(reader_for(data, [("a",)]))
     assert failure.value.line == 2
     assert failure.value.reason.startswith("invalid JSON:")
+
+
+def test_a_top_level_array_of_objects_is_read_like_redshift_cannot() -> None:
+    pretty = json.dumps([{"IATA_CODE": "UA", "AIRLINE": "United"}, {"IATA_CODE": "AA"}], indent=2)
+    reader = JsonRowReader(
+        io.BytesIO(pretty.encode()), "a.json", [("iata_code",), ("airline",)], 4, ignore_case=True
+    )
+    assert read_all(reader) == [["UA", "United"], ["AA", "\\N"]]
+    assert reader.source_line(2) == 6
+    one_line = JsonRowReader(io.BytesIO(b'[{"a": 1},{"a": 2}, {"a": 3}]'), "b.json", [("a",)], 4)
+    assert read_all(one_line) == [["1"], ["2"], ["3"]]
+
+
+def test_garbage_between_objects_is_refused_with_its_line() -> None:
+    data = b'{\n "a": 1\n}\nnot json\n'
+    with pytest.raises(LoadError) as failure:
+        read_all(reader_for(data, [("a",)]))
+    assert failure.value.line == 4
+    assert "between JSON objects" in failure.value.reason

@@ -33,14 +33,21 @@ class JsonPaths:
 
 @dataclass(frozen=True)
 class JsonAuto:
-    """Newline-delimited JSON mapped to columns by key name (Redshift `FORMAT AS JSON 'auto'`)."""
+    """JSON objects mapped to columns by key name (Redshift `FORMAT AS JSON 'auto'`);
+    `ignore_case` matches keys to column names whatever their case ('auto ignorecase')."""
+
+    ignore_case: bool = False
 
 
 @dataclass(frozen=True)
 class Csv:
-    """Comma-separated values with one header line; empty fields load as NULL."""
+    """Comma-separated values with one header line; empty fields load as NULL.
+
+    With `expected_header`, a file whose first line differs is refused before any row loads.
+    """
 
     header: bool = True
+    expected_header: str | None = None
 
 
 FileFormat = JsonPaths | JsonAuto | Csv

@@ -1,9 +1,10 @@
 """A stream of JSON objects, mapped on the fly to COPY text rows for a table's columns.
 
 Redshift's JSON COPY reads objects separated by whitespace: one per line in the event logs,
-pretty-printed over twelve lines in the real song files. A file whose first record fills
-one line is read as newline-delimited (a line that is not a whole object is an error at that
-line); otherwise values are gathered across lines. This reader keeps Redshift's
+pretty-printed over twelve lines in the real song files, one array of objects in the
+airlines file. A file whose first record fills one line is read as newline-delimited (a line
+that is not a whole object is an error at that line); otherwise objects are found by a
+scanner across lines, inside a top-level array too. This reader keeps Redshift's
 semantics — JSONPaths map by position, 'auto' maps by key name, absent keys load as NULL —
 and adds what Redshift does not give: the file line of every record (for error messages) and
 the set of keys each record carried (for the source key drift check).
@@ -30,30 +31,65 @@ _NEEDS_ESCAPE = ("\\", "\t", "\n", "\r")
 
 
 class _ValueScanner:
-    """Tracks nesting and string state across the lines of one multi-line value."""
+    """Finds where the objects of a multi-line or array file start and end, line by line.
+
+    Objects sit at depth 0, or at depth 1 inside one top-level array (Redshift's COPY cannot
+    read that shape; this reader can, so the array file needs no conversion locally).
+    """
 
     def __init__(self) -> None:
         self.depth = 0
+        self.base: int | None = None  # depth objects sit at: 0, or 1 inside an array
         self.in_string = False
         self.escaped = False
 
-    def feed(self, line: bytes) -> bool:
-        """True when the value is complete at the end of this line."""
-        for byte in line:
+    def spans(self, line: bytes) -> list[tuple[int | None, int | None]]:
+        """(start, end) of each object piece in the line; None = continues across lines."""
+        found: list[tuple[int | None, int | None]] = []
+        start: int | None = None if self.depth > (self.base or 0) else -1
+        for index, byte in enumerate(line):
             if self.in_string:
-                if self.escaped:
-                    self.escaped = False
-                elif byte == _BACKSLASH:
-                    self.escaped = True
-                elif byte == _QUOTE:
-                    self.in_string = False
+                self._in_string(byte)
             elif byte == _QUOTE:
                 self.in_string = True
+            elif self.base is None or self.depth <= self.base:
+                start = self._between_values(index, byte, start)
             elif byte in _OPEN:
                 self.depth += 1
             elif byte in _CLOSE:
                 self.depth -= 1
-        return self.depth <= 0 and not self.in_string
+                if self.depth == self.base:
+                    found.append((None if start is None else start, index + 1))
+                    start = -1
+        if start != -1:
+            found.append((start, None))
+        return found
+
+    def _in_string(self, byte: int) -> None:
+        if self.escaped:
+            self.escaped = False
+        elif byte == _BACKSLASH:
+            self.escaped = True
+        elif byte == _QUOTE:
+            self.in_string = False
+
+    def _between_values(self, index: int, byte: int, start: int | None) -> int | None:
+        if byte in b" \t\r":
+            return start
+        if self.base is None and byte == ord("["):
+            self.base = self.depth = 1
+            return start
+        if self.base is None:
+            self.base = 0
+        if byte == ord("{"):
+            self.depth += 1
+            return index
+        if self.base == 1 and byte == ord(","):
+            return start
+        if self.base == 1 and byte == ord("]"):
+            self.base = self.depth = -1  # the array is closed: nothing may follow
+            return start
+        raise ValueError(f"unexpected {chr(byte)!r} between JSON objects")
 
 
 NULL = "\\N"
@@ -85,7 +121,15 @@ def _escape(text: str) -> str:
 class JsonRowReader:
     """File-like (`read(size)`) view of an object body as COPY text rows; bounded memory."""
 
-    def __init__(self, body, key: str, paths: Sequence[Sequence[str]], chunk_bytes: int) -> None:
+    def __init__(
+        self,
+        body,
+        key: str,
+        paths: Sequence[Sequence[str]],
+        chunk_bytes: int,
+        ignore_case: bool = False,
+    ) -> None:
+        self._ignore_case = ignore_case
         self._body = body
         self._key = key
         self._paths = [tuple(p) for p in paths]
@@ -137,6 +181,8 @@ class JsonRowReader:
             raise LoadError(self._key, line, f"invalid JSON: {_msg(error)}") from None
         if record.__class__ is not dict:
             raise LoadError(self._key, line_no, f"not a JSON object: {type(record).__name__}")
+        if self._ignore_case:
+            record = {k.lower(): v for k, v in record.items()}
         self.records += 1
         offset = line_no - self.records
         if offset != self._offsets[-1][1]:
@@ -196,32 +242,38 @@ class JsonRowReader:
         if pending:
             line_no += 1
             self._take(pending, line_no, state, out, _ESCAPED_IN_JSON.search(pending) is None)
-        if state.parts:
-            raise LoadError(self._key, state.start, "file ends inside a JSON value")
+        if state.parts or state.scanner.depth > max(state.scanner.base or 0, 0):
+            raise LoadError(self._key, state.start or line_no, "file ends inside a JSON value")
         yield "".join(out).encode()
 
     def _take(
         self, line: bytes, line_no: int, state: _PendingValue, out: list[str], plain: bool
     ) -> None:
         text = line.strip()
-        if state.scanner is None:
+        if state.one_per_line is None:
             if not text:
                 return
-            whole = text[0] == 123 and text[-1] == 125  # '{' ... '}'
-            if state.one_per_line is None:
-                state.one_per_line = whole  # the first record decides, for the whole file
-            if whole or state.one_per_line:
+            # the first record decides, for the whole file
+            state.one_per_line = text[0] == 123 and text[-1] == 125  # '{' ... '}'
+        if state.one_per_line:
+            if text:
                 out.append(self._row(line_no, text, plain))  # a cut line fails right here
-                return
-            state.scanner, state.start = _ValueScanner(), line_no
-        state.parts.append(text)
-        state.size += len(text)
-        if state.size > MAX_VALUE_BYTES:
-            raise LoadError(self._key, state.start, f"JSON value over {MAX_VALUE_BYTES} bytes")
-        if state.scanner.feed(text):
-            out.append(self._row(state.start, b" ".join(state.parts), plain=False))
-            state.parts.clear()
-            state.scanner, state.size = None, 0
+            return
+        try:
+            pieces = state.scanner.spans(text)
+        except ValueError as error:
+            raise LoadError(self._key, line_no, str(error)) from None
+        for start, end in pieces:
+            if start is not None:
+                state.start, state.size = line_no, 0
+            piece = text[start or 0 : end]
+            state.parts.append(piece)
+            state.size += len(piece)
+            if state.size > MAX_VALUE_BYTES:
+                raise LoadError(self._key, state.start, f"JSON value over {MAX_VALUE_BYTES} bytes")
+            if end is not None:
+                out.append(self._row(state.start, b" ".join(state.parts), plain=False))
+                state.parts.clear()
 
 
 class _PendingValue:
@@ -229,7 +281,7 @@ class _PendingValue:
 
     def __init__(self) -> None:
         self.one_per_line: bool | None = None
-        self.scanner: _ValueScanner | None = None
+        self.scanner = _ValueScanner()
         self.parts: list[bytes] = []
         self.start = 0
         self.size = 0

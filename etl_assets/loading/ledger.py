@@ -16,7 +16,7 @@ from psycopg2.extensions import cursor as Cursor
 from etl_assets.sql_files import read_sql
 
 LEDGER = sql.Identifier("etl_audit", "file_ledger")
-LOADED, REJECTED = "loaded", "rejected"
+LOADED, REJECTED, SUPERSEDED = "loaded", "rejected", "superseded"
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,17 @@ def published_files(
     return {(b, k, e): (records, rows) for b, k, e, records, rows in cur.fetchall()}
 
 
+def published_last_modified(cur: Cursor, target_table: str) -> datetime | None:
+    """When the newest object version published into this table was last modified."""
+    cur.execute(
+        sql.SQL("select max(last_modified) from {} where target_table = %s and status = %s").format(
+            LEDGER
+        ),
+        (target_table, LOADED),
+    )
+    return cur.fetchone()[0]
+
+
 def record(
     cur: Cursor,
     entries: Iterable[LedgerEntry],
@@ -86,7 +97,7 @@ def record(
             e.source.key,
             e.source.etag,
             e.source.size,
-            _naive_utc(e.source.last_modified),
+            naive_utc(e.source.last_modified),
             target_table,
             partition_key,
             e.status,
@@ -108,7 +119,7 @@ def record(
     cur.executemany(statement, rows)  # a handful of rows per load, not a data path
 
 
-def _naive_utc(moment: datetime | None) -> datetime | None:
+def naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
     return moment.astimezone(UTC).replace(tzinfo=None)

@@ -50,6 +50,8 @@ class LoadTarget:
     table: str
     partition_key: str | None = None
     partition_filter: sql.Composable | None = None  # rows of the partition, e.g. ts range
+    # The table holds one snapshot: a version older than the published one never replaces it.
+    snapshot: bool = False
 
     @property
     def name(self) -> str:
@@ -72,7 +74,7 @@ class LoadTarget:
 
 @dataclass
 class LoadResult:
-    status: str  # published | up_to_date | rejected
+    status: str  # published | up_to_date | rejected | superseded
     load_id: str
     files: list[LoadedFile]
     checks: list[CheckOutcome]
@@ -97,9 +99,18 @@ class ObjectLoader:
         objects: Sequence[SourceObject],
         file_format: FileFormat,
         checks: ShadowCheck | None = None,
+        superseded: Sequence[SourceObject] = (),
     ) -> LoadResult:
+        """`superseded`: versions this load makes obsolete unloaded (recorded as such)."""
         load_id = str(uuid.uuid4())
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
+            self._serialize(cur, target)
+            if target.snapshot and self._older_than_published(cur, target, objects):
+                self._record(
+                    cur, [LedgerEntry(o, ledger.SUPERSEDED) for o in objects], target, load_id
+                )
+                conn.commit()
+                return LoadResult("superseded", load_id, [], [])
             current = ledger.published_files(cur, target.name, target.partition_key)
             if current and set(current) == {o.version for o in objects}:
                 files = [LoadedFile(o, *current[o.version]) for o in objects]
@@ -129,6 +140,34 @@ class ObjectLoader:
             )
             conn.commit()
         return LoadResult("published", load_id, files, outcomes, rows)
+
+    def _serialize(self, cur: Cursor, target: LoadTarget) -> None:
+        """One load per table at a time. Redshift's serializable isolation already refuses a
+        second concurrent publish; PostgreSQL gets a transaction-scoped advisory lock (readers
+        are never blocked)."""
+        if not self.warehouse.is_redshift:
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (target.name,))
+
+    def _older_than_published(
+        self, cur: Cursor, target: LoadTarget, objects: Sequence[SourceObject]
+    ) -> bool:
+        published = ledger.published_last_modified(cur, target.name)
+        newest = max((o.last_modified for o in objects if o.last_modified), default=None)
+        if published is None or newest is None:
+            return False
+        return ledger.naive_utc(newest) < published
+
+    def _record(
+        self, cur: Cursor, entries: list[LedgerEntry], target: LoadTarget, load_id: str
+    ) -> None:
+        ledger.record(
+            cur,
+            entries,
+            load_id=load_id,
+            target_table=target.name,
+            partition_key=target.partition_key,
+            run_id=self.run_id,
+        )
 
     def _fill(
         self,

@@ -16,6 +16,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
+from etl_assets.loading.csv_stream import CountingReader, CsvHeaderReader
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
@@ -47,7 +48,10 @@ def fill_from_objects(
         return [_copy_csv(cur, s3_client, shadow, obj, file_format) for obj in objects]
     paths = json_paths(table_columns(cur, shadow), file_format)
     expected = frozenset(path[0] for path in paths)
-    return [_copy_json(cur, s3_client, shadow, obj, paths, expected) for obj in objects]
+    ignore_case = isinstance(file_format, JsonAuto) and file_format.ignore_case
+    return [
+        _copy_json(cur, s3_client, shadow, obj, paths, expected, ignore_case) for obj in objects
+    ]
 
 
 def open_body(s3_client, obj: SourceObject):
@@ -75,24 +79,27 @@ def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[st
             )
         return list(file_format.paths)
     if isinstance(file_format, JsonAuto):
-        return [(name,) for name in columns]
+        return [(name,) for name in columns]  # ignore_case is applied by the reader
     raise TypeError(f"not a JSON format: {file_format!r}")
 
 
 def _copy_csv(
     cur: Cursor, s3_client, shadow: sql.Identifier, obj: SourceObject, file_format: Csv
 ) -> LoadedFile:
-    statement = sql.SQL("copy {} from stdin with (format csv, header {})").format(
-        shadow, sql.SQL("true" if file_format.header else "false")
-    )
+    statement = sql.SQL("copy {} from stdin with (format csv)").format(shadow)
     body = open_body(s3_client, obj)
     try:
-        cur.copy_expert(statement, body, size=CHUNK_BYTES)
+        if file_format.header:
+            reader = CsvHeaderReader(body, obj.key, file_format.expected_header, CHUNK_BYTES)
+            first_data_line = 2
+        else:
+            reader, first_data_line = CountingReader(body), 1
+        cur.copy_expert(statement, reader, size=CHUNK_BYTES)
     except psycopg2.DataError as error:
-        raise _copy_error(obj, error, lambda record: record) from error
+        raise _copy_error(obj, error, lambda record: record + first_data_line - 1) from error
     finally:
         body.close()
-    return LoadedFile(obj, cur.rowcount, cur.rowcount)
+    return LoadedFile(obj, reader.data_lines, cur.rowcount)
 
 
 def _copy_json(
@@ -102,9 +109,10 @@ def _copy_json(
     obj: SourceObject,
     paths: list[tuple[str, ...]],
     expected: frozenset[str],
+    ignore_case: bool,
 ) -> LoadedFile:
     body = open_body(s3_client, obj)
-    reader = JsonRowReader(body, obj.key, paths, CHUNK_BYTES)
+    reader = JsonRowReader(body, obj.key, paths, CHUNK_BYTES, ignore_case=ignore_case)
     try:
         cur.copy_expert(sql.SQL("copy {} from stdin").format(shadow), reader, size=CHUNK_BYTES)
     except psycopg2.Error as error:

@@ -87,6 +87,8 @@ def _redshift_format(file_format: FileFormat, bucket: str) -> sql.Composable:
         url = f"s3://{bucket}/{file_format.s3_key}"
         return sql.SQL("FORMAT AS JSON {}").format(sql.Literal(url))
     if isinstance(file_format, JsonAuto):
+        if file_format.ignore_case:
+            return sql.SQL("FORMAT AS JSON 'auto ignorecase'")
         return sql.SQL("FORMAT AS JSON 'auto'")
     if isinstance(file_format, Csv):
         header = " IGNOREHEADER 1" if file_format.header else ""
