@@ -190,9 +190,13 @@ def _collect_checks(report: Report, result) -> None:
 
 
 def _failure_text(error) -> str:
-    while error is not None and error.cause is not None and "Failure" not in error.cls_name:
+    """The refusal itself (LoadError, Failure), not the driver error underneath it."""
+    top = error
+    while error is not None:
+        if error.cls_name in ("LoadError", "Failure", "FileNotFoundError", "RuntimeError"):
+            return error.message.strip().splitlines()[0].removeprefix(error.cls_name + ": ")
         error = error.cause
-    return (error.message if error else "step failed").strip().splitlines()[-1][:1000]
+    return top.message.strip().splitlines()[0][:1000] if top else "step failed"
 
 
 def view_counts(warehouse: WarehouseResource, schema: str, views: list[str]) -> dict[str, int]:

@@ -130,14 +130,8 @@ class ObjectLoader:
                 return LoadResult("rejected", load_id, files, outcomes)
             rows = publish(cur, target)
             entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
-            ledger.record(
-                cur,
-                entries,
-                load_id=load_id,
-                target_table=target.name,
-                partition_key=target.partition_key,
-                run_id=self.run_id,
-            )
+            entries += [LedgerEntry(o, ledger.SUPERSEDED) for o in superseded]
+            self._record(cur, entries, target, load_id)
             conn.commit()
         return LoadResult("published", load_id, files, outcomes, rows)
 
@@ -240,14 +234,7 @@ class ObjectLoader:
 
     def _record_alone(self, entries: list[LedgerEntry], target: LoadTarget, load_id: str) -> None:
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
-            ledger.record(
-                cur,
-                entries,
-                load_id=load_id,
-                target_table=target.name,
-                partition_key=target.partition_key,
-                run_id=self.run_id,
-            )
+            self._record(cur, entries, target, load_id)
             conn.commit()
 
 

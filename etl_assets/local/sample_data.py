@@ -355,8 +355,31 @@ def flight_row(rng: random.Random, number: int, day: date) -> list:
         destination,
         _hhmm(scheduled_dep),
     ]
-    if cancelled:
-        return row + [""] * 15 + [0, 1, rng.choice("ABCD")] + [""] * 5
+    if cancelled:  # only the schedule is known
+        scheduled_arr = _hhmm(scheduled_dep + scheduled_time)
+        return row + [
+            "",
+            "",
+            "",
+            "",
+            scheduled_time,
+            "",
+            "",
+            scheduled_time * 7,
+            "",
+            "",
+            scheduled_arr,
+            "",
+            "",
+            0,
+            1,
+            rng.choice("ABCD"),
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
     dep_delay = int(rng.gauss(5, 20))
     air_time = scheduled_time - rng.randint(15, 40)
     arr_delay = dep_delay + rng.randint(-15, 15)
