@@ -1,6 +1,5 @@
 """The code location loads, validates, and describes itself."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -66,6 +66,25 @@ def version(obj: dict) -> str:
     return f"{obj['Key']}:{obj['ETag'].strip(chr(34))}"
 
 
+@dataclass
+class TickPlan:
+    newest: dict | None
+    superseded: list[str]
+    cursor: UploadCursor
+
+
+def plan_tick(listed: list[dict], state: UploadCursor) -> TickPlan:
+    """What one tick does with a listing: the newest unseen version, the unseen others."""
+    listed = [o for o in listed if not o["Key"].endswith("/")]
+    new = [o for o in listed if version(o) not in state.seen]
+    if not new:
+        return TickPlan(None, [], state)
+    newest = max(new, key=lambda o: (o["LastModified"], o["Key"]))
+    # recorded in the ledger by the run; a first tick over a long history names the latest few
+    superseded = sorted(o["Key"] for o in new if o is not newest)[-MAX_SUPERSEDED:]
+    return TickPlan(newest, superseded, state.advance(listed))
+
+
 @sensor(
     target=[flights],
     minimum_interval_seconds=sensor_interval_s(),
@@ -79,26 +98,14 @@ def flights_upload_sensor(context: SensorEvaluationContext, s3: S3Resource) -> S
     listed = get_objects(
         bucket(), t.UPLOAD_PREFIX, since_last_modified=state.since(), client=s3.get_client()
     )
-    listed = [o for o in listed if not o["Key"].endswith("/")]
-    new = [o for o in listed if version(o) not in state.seen]
-    if not new:
+    plan = plan_tick(listed, state)
+    if plan.newest is None:
         return SensorResult(skip_reason=SkipReason("no new upload"), cursor=context.cursor)
-    newest = max(new, key=lambda o: (o["LastModified"], o["Key"]))
-    # recorded in the ledger by the run; a first tick over a long history names the latest few
-    superseded = sorted(o["Key"] for o in new if o is not newest)[-MAX_SUPERSEDED:]
+    key, etag = plan.newest["Key"], plan.newest["ETag"].strip('"')
+    config = {"key": key, "etag": etag, "superseded": plan.superseded}
     run = RunRequest(
-        run_key=version(newest),
-        run_config={
-            "ops": {
-                "flights__flights": {
-                    "config": {
-                        "key": newest["Key"],
-                        "etag": newest["ETag"].strip('"'),
-                        "superseded": superseded,
-                    }
-                }
-            }
-        },
-        tags={"etl_assets/upload": newest["Key"]},
+        run_key=f"{key}:{etag}",
+        run_config={"ops": {"flights__flights": {"config": config}}},
+        tags={"etl_assets/upload": key},
     )
-    return SensorResult(run_requests=[run], cursor=state.advance(listed).dump())
+    return SensorResult(run_requests=[run], cursor=plan.cursor.dump())
