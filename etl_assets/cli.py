@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start the local stack")
     commands.add_parser("down", help="stop the local stack")
     commands.add_parser("env", help="print the local stack's connection settings")
+    upload = commands.add_parser("upload", help="upload a flights file to the local stack")
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--name", help="object name under flights/uploads/ (default: file name)")
     demo = commands.add_parser("demo", help="load data, materialize every asset, report")
     demo.add_argument("--data", type=Path, help="folder with sparkify/, flights/, darties/")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -57,6 +60,24 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upload(args: argparse.Namespace) -> int:
+    from etl_assets.defs.flights.tables import UPLOAD_PREFIX
+
+    info = stack.read_stack()
+    if info is None:
+        print("local stack not running: run `etl-assets up`", file=sys.stderr)
+        return 1
+    if not args.file.is_file():
+        print(f"{args.file}: no such file", file=sys.stderr)
+        return 2
+    key = UPLOAD_PREFIX + (args.name or args.file.name)
+    client = stack.s3_client(info)
+    client.upload_file(str(args.file), info.bucket, key)
+    etag = client.head_object(Bucket=info.bucket, Key=key)["ETag"].strip('"')
+    print(f"s3://{info.bucket}/{key}  ETag {etag}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from etl_assets.demo import format_report, run_demo
 
@@ -71,7 +92,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 1 if report.failed_errors else 0
 
 
-COMMANDS = {"up": _up, "down": _down, "env": _env, "demo": _demo}
+COMMANDS = {"up": _up, "down": _down, "env": _env, "upload": _upload, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

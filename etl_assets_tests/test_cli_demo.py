@@ -84,3 +84,15 @@ def test_up_is_idempotent_and_down_stops(home: Path) -> None:
     local_stack.down(home)
     assert local_stack.read_stack(home) is None
     assert not (home / "pgdata" / "postmaster.pid").exists()
+
+
+def test_upload_puts_a_file_with_spaces_under_the_upload_prefix(home: Path, tmp_path: Path) -> None:
+    info = local_stack.up(home)
+    data = tmp_path / "flights 21 Nov.csv"
+    data.write_text("YEAR\n2015\n")
+    done = etl_assets(home, "upload", str(data))
+    assert done.returncode == 0, done.stderr
+    key = "flights/uploads/flights 21 Nov.csv"
+    assert key in done.stdout
+    body = local_stack.s3_client(info).get_object(Bucket=info.bucket, Key=key)["Body"].read()
+    assert body == b"YEAR\n2015\n"

@@ -18,7 +18,7 @@ from dagster_aws.s3.sensor import get_objects
 
 from etl_assets.defs.flights import tables as t
 from etl_assets.defs.flights.assets import flights
-from etl_assets.settings import bucket
+from etl_assets.settings import bucket, uses_local_stack
 
 # LastModified has one-second resolution and listings can lag: look back this far each tick
 # and tell old from new by the versions already requested (never by `since_key`, dagster
@@ -28,7 +28,8 @@ MAX_SUPERSEDED = 1000
 
 
 def sensor_interval_s() -> int:
-    return int(os.environ.get("ETL_FLIGHTS_SENSOR_INTERVAL_S", "30"))
+    default = "5" if uses_local_stack() else "30"
+    return int(os.environ.get("ETL_FLIGHTS_SENSOR_INTERVAL_S", default))
 
 
 @dataclass
