@@ -46,6 +46,17 @@ def test_every_asset_is_keyed_schema_table_grouped_and_described() -> None:
         assert (ROOT / "sql" / key.path[0] / "ddl" / f"{key.path[1]}.sql").exists()
 
 
+def test_flights_assets_views_and_sensor_are_in_the_code_location() -> None:
+    graph = defs.resolve_asset_graph()
+    for name in ["airlines", "airports", "flights", "flights_reporting", "delayed_flights_agg"]:
+        node = graph.get(AssetKey(["flights", name]))
+        assert node.group_name == "flights" and node.description
+    views = graph.get(AssetKey(["flights", "flights_reporting"])).parent_keys
+    assert {k.path[-1] for k in views} == {"flights", "airlines", "airports"}
+    sensor = defs.resolve_sensor_def("flights_upload_sensor")
+    assert sensor.minimum_interval_seconds <= 30
+
+
 def test_lineage_runs_staging_to_facts_and_dimensions() -> None:
     graph = defs.resolve_asset_graph()
     parents = {k.path[-1] for k in graph.get(AssetKey(["sparkify", "songplays"])).parent_keys}

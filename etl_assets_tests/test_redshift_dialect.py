@@ -199,3 +199,32 @@ def test_table_attributes_render_for_redshift_only(stack) -> None:
     with pytest.raises(ValueError, match="invalid identifier"):
         TableAttributes("KEY", distkey="song_id; drop table x").render("redshift")
     conn.close()
+
+
+def test_airlines_array_is_converted_to_one_object_per_line_for_redshift(bucket, s3_client):
+    from etl_assets.defs.flights.assets import array_to_ndjson
+    from etl_assets.loading.sources import list_objects
+
+    array = json.dumps([{"IATA_CODE": "UA", "AIRLINE": "United"}, {"IATA_CODE": "AA"}], indent=2)
+    s3_client.put_object(Bucket=bucket, Key="flights/airlines.json", Body=array.encode())
+    (source,) = list_objects(s3_client, bucket, "flights/airlines.json")
+
+    converted = array_to_ndjson(s3_client, source)
+
+    assert converted.key == "_converted/flights/airlines.json"
+    body = s3_client.get_object(Bucket=bucket, Key=converted.key)["Body"].read().decode()
+    assert body.splitlines() == ['{"IATA_CODE":"UA","AIRLINE":"United"}', '{"IATA_CODE":"AA"}']
+
+
+def test_case_insensitive_auto_renders_ignorecase(stack) -> None:
+    conn = psycopg2.connect(stack.dsn())
+    rendered = redshift_copy(
+        sql.Identifier("airlines__shadow"),
+        "s3://b/m",
+        JsonAuto(ignore_case=True),
+        "b",
+        ROLE,
+        "us-east-1",
+    ).as_string(conn)
+    assert "FORMAT AS JSON 'auto ignorecase'" in rendered
+    conn.close()
