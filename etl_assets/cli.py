@@ -47,10 +47,16 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _env(args: argparse.Namespace) -> int:
+def _running_stack() -> stack.StackInfo | None:
     info = stack.read_stack()
     if info is None:
         print("local stack not running: run `etl-assets up`", file=sys.stderr)
+    return info
+
+
+def _env(args: argparse.Namespace) -> int:
+    info = _running_stack()
+    if info is None:
         return 1
     print(
         f"export PGHOST={info.pg_host} PGPORT={info.pg_port} PGUSER={info.pg_user} "
@@ -63,9 +69,8 @@ def _env(args: argparse.Namespace) -> int:
 def _upload(args: argparse.Namespace) -> int:
     from etl_assets.defs.flights.tables import UPLOAD_PREFIX
 
-    info = stack.read_stack()
+    info = _running_stack()
     if info is None:
-        print("local stack not running: run `etl-assets up`", file=sys.stderr)
         return 1
     if not args.file.is_file():
         print(f"{args.file}: no such file", file=sys.stderr)
