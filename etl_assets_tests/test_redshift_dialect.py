@@ -228,3 +228,37 @@ def test_case_insensitive_auto_renders_ignorecase(stack) -> None:
     ).as_string(conn)
     assert "FORMAT AS JSON 'auto ignorecase'" in rendered
     conn.close()
+
+
+def test_snapshot_swap_publish_renames_and_rebinds_views_in_one_transaction(
+    redshift, bucket, s3_client
+):
+    upload = SourceObject(bucket, "flights/uploads/flights 2015.csv", "e1", 10)
+    def answers(text: str) -> list[tuple]:
+        if "stl_load_commits" in text:
+            return [(upload.url, 4)]
+        if text.startswith("select count(*)"):
+            return [(4,)]
+        return [(None,)] if text.startswith("select max(last_modified)") else []
+
+    RecordingWarehouse.answers = staticmethod(answers)
+    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
+    view = sql.SQL("create or replace view flights.v as select 1 with no schema binding")
+    target = LoadTarget("flights", "flights", snapshot=True, swap=True, dependents=(view,))
+    result = ObjectLoader(warehouse, s3_client).load(
+        target, [upload], Csv(expected_header="YEAR"), rows_match_source()
+    )
+    assert result.status == "published"
+    log = RecordingWarehouse.log
+    start = log.index('create table "flights"."flights__next" (like "flights"."flights")')
+    assert log[start + 1].startswith('COPY "flights"."flights__next" FROM ')
+    assert "FORMAT AS CSV IGNOREHEADER 1 EMPTYASNULL BLANKSASNULL" in log[start + 1]
+    tail = log[log.index('alter table "flights"."flights" rename to "flights__old"') :]
+    assert tail[:4] == [
+        'alter table "flights"."flights" rename to "flights__old"',
+        'alter table "flights"."flights__next" rename to "flights"',
+        "create or replace view flights.v as select 1 with no schema binding",
+        'drop table "flights"."flights__old"',
+    ]
+    assert log[-1] == "COMMIT" and log.count("COMMIT") == 1
+    assert not any(s.lower().startswith("truncate") for s in log)

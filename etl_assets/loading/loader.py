@@ -52,6 +52,12 @@ class LoadTarget:
     partition_filter: sql.Composable | None = None  # rows of the partition, e.g. ts range
     # The table holds one snapshot: a version older than the published one never replaces it.
     snapshot: bool = False
+    # Publish a whole-table replace by renaming the loaded table into place instead of copying
+    # its rows again; `dependents` (view DDL) are re-run in the same transaction, because
+    # PostgreSQL views follow a table's identity, not its name (Redshift's late-binding views
+    # follow the name).
+    swap: bool = False
+    dependents: tuple[sql.Composable, ...] = ()
 
     @property
     def name(self) -> str:
@@ -69,6 +75,8 @@ class LoadTarget:
 
     @property
     def shadow(self) -> sql.Identifier:
+        if self.swap:  # a real table beside the target, renamed into place at publish
+            return table_ref(self.schema, f"{self.table}__next")
         return sql.Identifier(f"{self.table}__shadow")
 
 
@@ -239,12 +247,16 @@ class ObjectLoader:
 
 
 def create_shadow(cur: Cursor, target: LoadTarget) -> None:
-    """A session-private copy of the target's structure (Redshift keeps DIST/SORT keys)."""
-    cur.execute(sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref))
+    """An empty copy of the target's structure (Redshift keeps DIST/SORT keys): session-private,
+    or for a swap a table beside the target, created in this uncommitted transaction."""
+    kind = sql.SQL("table" if target.swap else "temp table")
+    cur.execute(sql.SQL("create {} {} (like {})").format(kind, target.shadow, target.ref))
 
 
 def publish(cur: Cursor, target: LoadTarget) -> int:
     """Replace the target's rows (or one partition's) with the shadow's; caller commits."""
+    if target.swap:
+        return _publish_by_rename(cur, target)
     delete = sql.SQL("delete from {}").format(target.ref)
     if target.partition_filter is not None:
         delete = sql.SQL("{} where {}").format(delete, target.partition_filter)
@@ -252,6 +264,20 @@ def publish(cur: Cursor, target: LoadTarget) -> int:
     cur.execute(sql.SQL("insert into {} select * from {}").format(target.ref, target.shadow))
     rows = cur.rowcount
     cur.execute(sql.SQL("drop table {}").format(target.shadow))
+    return rows
+
+
+def _publish_by_rename(cur: Cursor, target: LoadTarget) -> int:
+    cur.execute(sql.SQL("select count(*) from {}").format(target.shadow))
+    (rows,) = cur.fetchone()
+    old = sql.Identifier(f"{target.table}__old")
+    cur.execute(sql.SQL("alter table {} rename to {}").format(target.ref, old))
+    cur.execute(
+        sql.SQL("alter table {} rename to {}").format(target.shadow, sql.Identifier(target.table))
+    )
+    for statement in target.dependents:
+        cur.execute(statement)
+    cur.execute(sql.SQL("drop table {}").format(table_ref(target.schema, f"{target.table}__old")))
     return rows
 
 

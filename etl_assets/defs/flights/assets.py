@@ -135,8 +135,17 @@ def flights(
     uploads = list_objects(client, bucket(), t.UPLOAD_PREFIX)
     chosen = _choose_upload(uploads, config)
     superseded = [o for o in uploads if o.key in set(config.superseded) and o.key != chosen.key]
+    target = LoadTarget(
+        t.SCHEMA,
+        "flights",
+        snapshot=True,
+        swap=True,
+        dependents=tuple(
+            view_statement(warehouse, view) for view in t.VIEWS if view_exists(warehouse, view)
+        ),
+    )
     result = ObjectLoader(warehouse, client, context.run_id).load(
-        LoadTarget(t.SCHEMA, "flights", snapshot=True),
+        target,
         [chosen],
         Csv(expected_header=t.FLIGHTS_HEADER),
         rows_match_source(),
@@ -175,6 +184,20 @@ def _published_rows_check(warehouse: WarehouseResource) -> list:
     return [CheckOutcome(ROWS_MATCH_SOURCE, True, f"stale upload skipped; {rows} rows stay")]
 
 
+def view_statement(warehouse: WarehouseResource, name: str) -> sql.Composable:
+    statement = sql.SQL(read_sql(t.SCHEMA, name))
+    if warehouse.is_redshift:  # late binding: the view follows table names, not identities
+        statement = sql.SQL("{} with no schema binding").format(statement)
+    return statement
+
+
+def view_exists(warehouse: WarehouseResource, name: str) -> bool:
+    if warehouse.is_redshift:
+        return True  # re-running late-binding view DDL is harmless
+    (found,) = warehouse.query("select to_regclass(%s) is not null", (f"{t.SCHEMA}.{name}",))[0]
+    return found
+
+
 def _view_asset(name: str, deps: list[str], doc: str):
     @asset(
         key=key_of(name),
@@ -185,10 +208,7 @@ def _view_asset(name: str, deps: list[str], doc: str):
     )
     def _create(warehouse: WarehouseResource) -> None:
         ensure_tables(warehouse, t.ALL_TABLES)
-        statement = sql.SQL(read_sql(t.SCHEMA, name))
-        if warehouse.is_redshift:  # late binding: the view survives anything done to tables
-            statement = sql.SQL("{} with no schema binding").format(statement)
-        warehouse.execute(statement)
+        warehouse.execute(view_statement(warehouse, name))
 
     return _create
 
