@@ -234,6 +234,7 @@ def test_snapshot_swap_publish_renames_and_rebinds_views_in_one_transaction(
     redshift, bucket, s3_client
 ):
     upload = SourceObject(bucket, "flights/uploads/flights 2015.csv", "e1", 10)
+
     def answers(text: str) -> list[tuple]:
         if "stl_load_commits" in text:
             return [(upload.url, 4)]
