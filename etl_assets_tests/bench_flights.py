@@ -47,6 +47,28 @@ def child_materialize(run_config_json: str) -> None:
     print(json.dumps({"ok": result.success, "seconds": seconds, "peak_mb": peak_mb}))
 
 
+def child_baseline() -> None:
+    """The same Dagster run machinery around an asset that does nothing: the RSS floor."""
+    from dagster import asset
+
+    @asset
+    def nothing() -> None:
+        return None
+
+    materialize([nothing], instance=DagsterInstance.ephemeral())
+    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def baseline_rss_mb() -> int:
+    done = subprocess.run(
+        [sys.executable, "-m", "etl_assets_tests.bench_flights", "--child-baseline"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return round(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
 class SnapshotReader(threading.Thread):
     """Counts flights_reporting every few ms; remembers every count and when each was read."""
 
@@ -132,6 +154,7 @@ def bench_upload(info, home: Path, scratch: Path, rows: int) -> dict:
         "disk_copy_rows_per_s": round(rows / disk),
         "ratio_to_disk_copy": round(disk / load["seconds"], 3),
         "peak_rss_mb": round(load["peak_mb"]),
+        "dagster_noop_run_rss_mb": baseline_rss_mb(),
         "reader_counts_seen": sorted(counts),
         "reader_reads": len(reader.reads),
         "reader_saw_empty_or_partial": bool(counts - {50, rows}),
@@ -157,7 +180,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_800_000)
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_baseline:
+        child_baseline()
+        return
     if args.child:
         child_materialize(args.child)
         return
