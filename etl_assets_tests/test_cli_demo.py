@@ -14,6 +14,9 @@ from etl_assets.local.sample_data import write_sparkify
 DEMO_TABLES = {
     f"sparkify.{t}"
     for t in ["staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time"]
+} | {
+    f"flights.{t}"
+    for t in ["airlines", "airports", "flights", "flights_reporting", "delayed_flights_agg"]
 }
 
 
@@ -68,14 +71,14 @@ def test_demo_exits_non_zero_when_an_error_check_fails(home: Path, tmp_path: Pat
     drift = next(c for c in failed if c["check"] == "no_source_key_drift")
     assert drift["asset"] == "sparkify/staging_events" and drift["severity"] == "ERROR"
     assert "2018-11-02-events.json" in drift["detail"] and "surprise" in drift["detail"]
-    assert report["skipped"] == []
+    assert report["skipped"] == ["flights"]  # no flights folder in this data
 
 
 def test_absent_domain_folders_are_reported_as_skipped(home: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     done = etl_assets(home, "demo", "--data", str(tmp_path / "empty"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "sparkify" in json.loads(done.stdout)["skipped"]
+    assert json.loads(done.stdout)["skipped"] == ["sparkify", "flights"]
 
 
 def test_up_is_idempotent_and_down_stops(home: Path) -> None:
