@@ -179,6 +179,20 @@ class JsonRowReader:
         except orjson.JSONDecodeError as error:
             line = line_no + _line_in(error)
             raise LoadError(self._key, line, f"invalid JSON: {_msg(error)}") from None
+        return self._format(line_no, record, plain)
+
+    def _parse_lines(self, lines: list[bytes]) -> list | None:
+        """All of a chunk's lines in one parse (as one array); None when some line is blank,
+        malformed or holds more than one value — then they are read one by one."""
+        if not lines:
+            return []
+        try:
+            records = orjson.loads(b"[" + b",".join(lines) + b"]")
+        except orjson.JSONDecodeError:
+            return None
+        return records if len(records) == len(lines) else None
+
+    def _format(self, line_no: int, record: object, plain: bool) -> str:
         if record.__class__ is not dict:
             raise LoadError(self._key, line_no, f"not a JSON object: {type(record).__name__}")
         if self._ignore_case:
@@ -227,7 +241,12 @@ class JsonRowReader:
             lines = text.split(b"\n")
             pending = lines.pop()
             out: list[str] = []
-            if state.one_per_line:  # the hot loop of newline-delimited files, kept tight
+            records = self._parse_lines(lines) if state.one_per_line else None
+            if records is not None:  # the hot path of newline-delimited files
+                fmt = self._format
+                out = [fmt(line_no + i, r, plain) for i, r in enumerate(records, start=1)]
+                line_no += len(lines)
+            elif state.one_per_line:
                 row = self._row
                 for line in lines:
                     line_no += 1
