@@ -11,6 +11,7 @@
 | ETL_S3_BUCKET                | bucket files land in                                  |
 | ETL_S3_ENDPOINT_URL          | only for S3-compatible stores; empty for AWS          |
 | AWS_REGION                   | region of bucket and cluster                          |
+| ETL_FLIGHTS_UPLOAD_QUEUE_URL | SQS queue of the upload prefix's ObjectCreated events |
 | ETL_ASSETS_HOME              | local stack state folder (default ./.etl_assets)      |
 """
 
@@ -21,7 +22,7 @@ import os
 from dagster import EnvVar
 from dagster_aws.s3 import S3Resource
 
-from etl_assets.local.stack import LOCAL_AWS_KEY, StackInfo, read_stack
+from etl_assets.local.stack import LOCAL_AWS_KEY, StackInfo, aws_client, read_stack
 from etl_assets.resources.warehouse import WarehouseResource
 
 
@@ -59,6 +60,22 @@ def s3_from_env() -> S3Resource:
         region_name=os.environ.get("AWS_REGION", "us-east-1"),
         endpoint_url=os.environ.get("ETL_S3_ENDPOINT_URL") or None,
     )
+
+
+def flights_queue_url() -> str:
+    """The SQS queue announcing flights uploads; empty = the sensor lists the prefix."""
+    if os.environ.get("ETL_FLIGHTS_UPLOAD_QUEUE_URL") is not None:
+        return os.environ["ETL_FLIGHTS_UPLOAD_QUEUE_URL"]
+    stack = read_stack() if uses_local_stack() else None
+    return stack.flights_queue_url if stack else ""
+
+
+def sqs_client():
+    if uses_local_stack():
+        return aws_client(read_stack(), "sqs")
+    import boto3
+
+    return boto3.client("sqs", region_name=os.environ.get("AWS_REGION", "us-east-1"))
 
 
 def local_warehouse(stack: StackInfo | None) -> WarehouseResource:

@@ -163,16 +163,33 @@ def bench_upload(info, home: Path, scratch: Path, rows: int) -> dict:
 
 
 def bench_tick(info, objects: int) -> dict:
+    """Ticks with `objects` old uploads under the prefix (their notifications long consumed)."""
     client, s3 = local_stack.s3_client(info), local_s3(info)
     for i in range(objects):
         client.put_object(Bucket=info.bucket, Key=f"{t.UPLOAD_PREFIX}old/{i:05d}.csv", Body=b"x")
-    first = flights_upload_sensor(build_sensor_context(cursor=None, resources={"s3": s3}))
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        flights_upload_sensor(build_sensor_context(cursor=first.cursor, resources={"s3": s3}))
-        timings.append(time.perf_counter() - started)
-    return {"objects_under_prefix": objects + 2, "tick_seconds_best_of_3": round(min(timings), 3)}
+    local_stack.aws_client(info, "sqs").purge_queue(QueueUrl=info.flights_queue_url)
+    listing_tick = timed(lambda: flights_upload_sensor(context(s3, None)))
+    cursor = listing_tick[1].cursor
+    idle = min(timed(lambda: flights_upload_sensor(context(s3, cursor)))[0] for _ in range(3))
+    client.put_object(Bucket=info.bucket, Key=t.UPLOAD_PREFIX + "new upload.csv", Body=b"x")
+    seconds, result = timed(lambda: flights_upload_sensor(context(s3, cursor)))
+    return {
+        "objects_under_prefix": objects + 3,
+        "queue_tick_no_upload_s": round(idle, 3),
+        "queue_tick_one_upload_s": round(seconds, 3),
+        "queue_tick_requested": [r.run_key.split(":")[0] for r in result.run_requests],
+        "listing_tick_s (every 5 min, and without a queue)": round(listing_tick[0], 3),
+    }
+
+
+def context(s3, cursor: str | None):
+    return build_sensor_context(cursor=cursor, resources={"s3": s3})
+
+
+def timed(call):
+    started = time.perf_counter()
+    value = call()
+    return time.perf_counter() - started, value
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ a fresh database and a fresh bucket per test so tests never see each other's tab
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +22,15 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     home = tmp_path_factory.mktemp("stack")
+    previous = os.environ.get("ETL_ASSETS_HOME")
+    os.environ["ETL_ASSETS_HOME"] = str(home)  # settings read this stack, never a developer's
     info = local_stack.up(home)
     yield info
     local_stack.down(home)
+    if previous is None:
+        os.environ.pop("ETL_ASSETS_HOME", None)
+    else:
+        os.environ["ETL_ASSETS_HOME"] = previous
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
 
 LOCAL_BUCKET = "etl-assets-local"
+FLIGHTS_QUEUE = "etl-assets-flights-uploads"
 LOCAL_AWS_KEY = "local-stack"  # moto accepts any key; not a secret
 PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root
 
@@ -40,6 +41,7 @@ class StackInfo:
     s3_endpoint_url: str
     bucket: str
     moto_pid: int
+    flights_queue_url: str = ""
 
     def dsn(self) -> str:
         return (
@@ -171,9 +173,19 @@ def up(home: Path | None = None) -> StackInfo:
     info = StackInfo(
         "127.0.0.1", pg_port, "postgres", "postgres", s3_endpoint, LOCAL_BUCKET, moto_pid
     )
-    (home / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     _ensure_bucket(info)
+    info = replace(info, flights_queue_url=_ensure_flights_queue(info))
+    (home / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     return info
+
+
+def _ensure_flights_queue(info: StackInfo) -> str:
+    from etl_assets.defs.flights.tables import UPLOAD_PREFIX
+    from etl_assets.resources.upload_queue import ensure_upload_queue
+
+    return ensure_upload_queue(
+        s3_client(info), aws_client(info, "sqs"), info.bucket, UPLOAD_PREFIX, FLIGHTS_QUEUE
+    )
 
 
 def _port_free(port: int) -> bool:
@@ -189,10 +201,14 @@ def _ensure_bucket(info: StackInfo) -> None:
 
 
 def s3_client(info: StackInfo):
+    return aws_client(info, "s3")
+
+
+def aws_client(info: StackInfo, service: str):
     import boto3
 
     return boto3.client(
-        "s3",
+        service,
         endpoint_url=info.s3_endpoint_url,
         region_name="us-east-1",
         aws_access_key_id=LOCAL_AWS_KEY,

@@ -3,7 +3,7 @@
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
     DefaultSensorStatus,
@@ -18,12 +18,16 @@ from dagster_aws.s3.sensor import get_objects
 
 from etl_assets.defs.flights import tables as t
 from etl_assets.defs.flights.assets import flights
-from etl_assets.settings import bucket, uses_local_stack
+from etl_assets.resources import upload_queue
+from etl_assets.settings import bucket, flights_queue_url, sqs_client, uses_local_stack
 
 # LastModified has one-second resolution and listings can lag: look back this far each tick
 # and tell old from new by the versions already requested (never by `since_key`, dagster
 # issue 22892, and never by a strictly-greater timestamp alone, which skips equal ones).
 OVERLAP = timedelta(minutes=10)
+# With a queue, the prefix is still listed this often, to catch a lost notification while the
+# upload is inside the look-back window.
+RECONCILE_EVERY = timedelta(minutes=5)
 MAX_SUPERSEDED = 1000
 
 
@@ -38,17 +42,26 @@ class UploadCursor:
 
     high_water: datetime | None = None
     seen: set[str] = field(default_factory=set)
+    listed_at: datetime | None = None  # last full listing of the prefix
 
     @classmethod
     def parse(cls, text: str | None) -> "UploadCursor":
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(datetime.fromisoformat(data["high_water"]), set(data["seen"]))
+        return cls(_time(data["high_water"]), set(data["seen"]), _time(data.get("listed_at")))
 
     def dump(self) -> str:
-        high_water = self.high_water.isoformat() if self.high_water else None
-        return json.dumps({"high_water": high_water, "seen": sorted(self.seen)})
+        return json.dumps(
+            {
+                "high_water": _iso(self.high_water),
+                "seen": sorted(self.seen),
+                "listed_at": _iso(self.listed_at),
+            }
+        )
+
+    def listing_due(self, now: datetime) -> bool:
+        return self.listed_at is None or now - self.listed_at >= RECONCILE_EVERY
 
     def since(self) -> datetime | None:
         return self.high_water - OVERLAP if self.high_water else None
@@ -59,8 +72,19 @@ class UploadCursor:
         if self.high_water:
             stamps.append(self.high_water)
         high_water = max(stamps)
-        seen = {version(o) for o in listed if o["LastModified"] > high_water - OVERLAP}
-        return UploadCursor(high_water, seen)
+        recent = [o for o in listed if o["LastModified"] > high_water - OVERLAP]
+        seen = {version(o) for o in recent} | {
+            v for v in self.seen if self.high_water and self.high_water > high_water - OVERLAP
+        }
+        return UploadCursor(high_water, seen, self.listed_at)
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def version(obj: dict) -> str:
@@ -96,12 +120,12 @@ def plan_tick(listed: list[dict], state: UploadCursor) -> TickPlan:
 )
 def flights_upload_sensor(context: SensorEvaluationContext, s3: S3Resource) -> SensorResult:
     state = UploadCursor.parse(context.cursor)
-    listed = get_objects(
-        bucket(), t.UPLOAD_PREFIX, since_last_modified=state.since(), client=s3.get_client()
-    )
+    listed, receipts, queue = _announced_or_listed(state, s3)
     plan = plan_tick(listed, state)
+    if queue and receipts:
+        upload_queue.delete(sqs_client(), queue, receipts)  # used: the cursor now holds them
     if plan.newest is None:
-        return SensorResult(skip_reason=SkipReason("no new upload"), cursor=context.cursor)
+        return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
     key, etag = plan.newest["Key"], plan.newest["ETag"].strip('"')
     config = {"key": key, "etag": etag, "superseded": plan.superseded}
     run = RunRequest(
@@ -110,3 +134,20 @@ def flights_upload_sensor(context: SensorEvaluationContext, s3: S3Resource) -> S
         tags={"etl_assets/upload": key},
     )
     return SensorResult(run_requests=[run], cursor=plan.cursor.dump())
+
+
+def _announced_or_listed(state: UploadCursor, s3: S3Resource) -> tuple[list[dict], list[str], str]:
+    """New uploads from the queue when there is one; a full listing otherwise, or when due."""
+    queue = flights_queue_url()
+    now = datetime.now(UTC)
+    if queue and not state.listing_due(now):
+        uploads, receipts = upload_queue.drain(sqs_client(), queue, bucket())
+        return uploads, receipts, queue
+    receipts: list[str] = []
+    if queue:  # the listing covers whatever the queue holds now
+        receipts = upload_queue.drain(sqs_client(), queue, bucket())[1]
+    listed = get_objects(
+        bucket(), t.UPLOAD_PREFIX, since_last_modified=state.since(), client=s3.get_client()
+    )
+    state.listed_at = now
+    return listed, receipts, queue
