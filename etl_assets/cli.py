@@ -1,9 +1,10 @@
 """`etl-assets`: the local stack and the demo.
 
-etl-assets up            start the embedded PostgreSQL and S3 (idempotent)
-etl-assets down          stop them (data stays under .etl_assets/)
-etl-assets env           print the stack's settings as shell exports
-etl-assets demo [--data DIR] [--json]
+etl-assets up                              start the embedded PostgreSQL and S3 (idempotent)
+etl-assets down                            stop them (data stays under .etl_assets/)
+etl-assets env                             print the stack's settings as shell exports
+etl-assets upload --domain NAME FILE       put a file where the domain's upload sensor looks
+etl-assets demo [--data DIR] [--json]      load data, materialize every asset, report
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from etl_assets import domains
 from etl_assets.local import stack
 
 
@@ -24,18 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start the local stack")
     commands.add_parser("down", help="stop the local stack")
     commands.add_parser("env", help="print the local stack's connection settings")
-    upload = commands.add_parser("upload", help="upload a flights file to the local stack")
+    upload = commands.add_parser("upload", help="upload a file to a domain's upload prefix")
     upload.add_argument("file", type=Path)
-    upload.add_argument("--name", help="object name under flights/uploads/ (default: file name)")
+    upload.add_argument(
+        "--domain", required=True, choices=sorted(domains.upload_prefixes()), help="domain"
+    )
+    upload.add_argument("--name", help="object name under the prefix (default: file name)")
     demo = commands.add_parser("demo", help="load data, materialize every asset, report")
-    demo.add_argument("--data", type=Path, help="folder with sparkify/, flights/, darties/")
+    demo.add_argument("--data", type=Path, help="folder with one sub-folder per domain")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
     return COMMANDS[args.command](args)
 
 
 def _up(args: argparse.Namespace) -> int:
-    info = stack.up()
+    info = stack.up(upload_prefixes=domains.upload_prefixes())
     print(f"PostgreSQL  {info.dsn()}")
     print(f"S3          {info.s3_endpoint_url}  bucket {info.bucket}")
     return 0
@@ -67,15 +72,13 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from etl_assets.defs.flights.tables import UPLOAD_PREFIX
-
     info = _running_stack()
     if info is None:
         return 1
     if not args.file.is_file():
         print(f"{args.file}: no such file", file=sys.stderr)
         return 2
-    key = UPLOAD_PREFIX + (args.name or args.file.name)
+    key = domains.upload_prefixes()[args.domain] + (args.name or args.file.name)
     client = stack.s3_client(info)
     client.upload_file(str(args.file), info.bucket, key)
     etag = client.head_object(Bucket=info.bucket, Key=key)["ETag"].strip('"')

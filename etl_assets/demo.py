@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetCheckSeverity, DagsterInstance, materialize
+from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
 from psycopg2 import sql
 
-from etl_assets.defs.flights import tables as flights_tables
-from etl_assets.defs.flights.assets import FLIGHTS_ASSETS
-from etl_assets.defs.flights.checks import FLIGHTS_CHECKS
-from etl_assets.defs.sparkify import tables as sparkify_tables
-from etl_assets.defs.sparkify.assets import SPARKIFY_ASSETS
-from etl_assets.defs.sparkify.checks import SPARKIFY_CHECKS
+from etl_assets import domains
+from etl_assets.lib.domain import Domain
+from etl_assets.loading.dialect import table_ref
 from etl_assets.local import stack as local_stack
-from etl_assets.local.sample_data import write_flights, write_sparkify
-from etl_assets.resources.dialect import table_ref
+from etl_assets.local.resources import bucket_for, warehouse_for
+from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
-from etl_assets.settings import bucket as s3_bucket
-from etl_assets.settings import local_s3, local_warehouse
-
-_LOG_DAY = re.compile(r"(\d{4}-\d{2}-\d{2})-events\.json$")
 
 
 @dataclass
@@ -33,7 +25,6 @@ class Report:
     tables: dict[str, int] = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    not_built: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     dagster_overhead_s: float = 0.0
 
@@ -47,30 +38,29 @@ class Report:
             "checks": self.checks,
             "elapsed_s": round(self.elapsed_s, 3),
             "skipped": self.skipped,
-            "not_built": self.not_built,
             "dagster_overhead_s": round(self.dagster_overhead_s, 3),
         }
 
 
 def run_demo(data_dir: Path | None) -> Report:
     started = time.perf_counter()
-    stack = local_stack.up()
-    warehouse, s3 = local_warehouse(stack), local_s3(stack)
-    client = s3.get_client()
+    found = domains.discover()
+    stack = local_stack.up(upload_prefixes=domains.upload_prefixes())
+    warehouse, bucket = warehouse_for(stack), bucket_for(stack)
     report = Report()
     with tempfile.TemporaryDirectory(prefix="etl-assets-sample-") as generated:
         if data_dir is None:
             data_dir = Path(generated)
-            write_sparkify(data_dir)
-            write_flights(data_dir)
-        for domain, run in DOMAIN_RUNS.items():
-            folder = data_dir / domain
+            for domain in found:
+                if domain.write_sample is not None:
+                    domain.write_sample(data_dir)
+        for domain in found:
+            folder = data_dir / domain.name
             if not folder.is_dir():
-                report.skipped.append(domain)
+                report.skipped.append(domain.name)
                 continue
-            reset_domain(warehouse, client, stack.bucket, domain)
-            run(report, warehouse, s3, folder)
-        report.not_built = [d for d in NOT_BUILT if (data_dir / d).is_dir()]
+            reset_domain(warehouse, bucket.get_client(), bucket.bucket, domain.name)
+            run_domain(report, domain, warehouse, bucket, folder)
     report.elapsed_s = time.perf_counter() - started
     return report
 
@@ -92,51 +82,34 @@ def reset_domain(warehouse: WarehouseResource, s3_client, bucket: str, domain: s
         conn.commit()
 
 
-def upload_tree(s3_client, bucket: str, folder: Path, prefix: str) -> list[str]:
-    """Upload every file under `folder` to `prefix`; return the days of the event logs found."""
-    days = []
+def upload_folder(domain: Domain, s3_client, bucket: str, folder: Path) -> list[str]:
+    """Upload every file under the domain's data folder to the key the domain gives it."""
+    keys = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(folder).as_posix()
+        key = domain.key_for(path.relative_to(folder).as_posix())
         s3_client.upload_file(str(path), bucket, key)
-        match = _LOG_DAY.search(key)
-        if match:
-            days.append(match.group(1))
-    return sorted(days)
+        keys.append(key)
+    return keys
 
 
-def run_sparkify(report: Report, warehouse: WarehouseResource, s3, folder: Path) -> None:
-    days = upload_tree(s3.get_client(), s3_bucket(), folder, "sparkify/")
-    tags = {}
-    if days:
-        tags = {
-            "dagster/asset_partition_range_start": days[0],
-            "dagster/asset_partition_range_end": days[-1],
-        }
-    _materialize(report, warehouse, s3, [*SPARKIFY_ASSETS, *SPARKIFY_CHECKS], tags)
-    report.tables.update(table_counts(warehouse, sparkify_tables.ALL_TABLES))
+def run_domain(
+    report: Report,
+    domain: Domain,
+    warehouse: WarehouseResource,
+    bucket: LandingBucketResource,
+    folder: Path,
+) -> None:
+    """Upload the domain's files, materialize its group with every check, count its tables."""
+    from etl_assets.definitions import defs
 
-
-def run_flights(report: Report, warehouse: WarehouseResource, s3, folder: Path) -> None:
-    """Reference files keep their names; every other CSV is a vendor upload (the newest wins)."""
-    client = s3.get_client()
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        if path.name in ("airlines.json", "airports.csv"):
-            key = flights_tables.PREFIX + path.name
-        else:
-            key = flights_tables.UPLOAD_PREFIX + path.name
-        client.upload_file(str(path), s3_bucket(), key)
-    _materialize(report, warehouse, s3, [*FLIGHTS_ASSETS, *FLIGHTS_CHECKS], {})
-    report.tables.update(table_counts(warehouse, flights_tables.ALL_TABLES))
-    report.tables.update(view_counts(warehouse, flights_tables.SCHEMA, flights_tables.VIEWS))
-
-
-def _materialize(report: Report, warehouse: WarehouseResource, s3, defs: list, tags: dict) -> None:
+    keys = upload_folder(domain, bucket.get_client(), bucket.bucket, folder)
     started = time.perf_counter()
     result = materialize(
-        defs,
-        resources={"warehouse": warehouse, "s3": s3},
+        [*defs.assets, *defs.asset_checks],
+        selection=AssetSelection.groups(domain.name),
+        resources={"warehouse": warehouse, "s3": bucket},
         instance=_instance(),
-        tags=tags,
+        tags=domain.run_tags(keys),
         raise_on_error=False,
     )
     wall = time.perf_counter() - started
@@ -147,10 +120,8 @@ def _materialize(report: Report, warehouse: WarehouseResource, s3, defs: list, t
     )
     report.dagster_overhead_s += max(0.0, wall - step_time)
     _collect_checks(report, result)
-
-
-DOMAIN_RUNS = {"sparkify": run_sparkify, "flights": run_flights}
-NOT_BUILT = ["darties"]
+    report.tables.update(table_counts(warehouse, domain.tables))
+    report.tables.update(view_counts(warehouse, domain.name, domain.views))
 
 
 def _instance() -> DagsterInstance:
@@ -232,8 +203,6 @@ def format_report(report: Report) -> str:
         lines.append(f"                {check['detail']}")
     if report.skipped:
         lines += ["", "Skipped (no data folder): " + ", ".join(report.skipped)]
-    if report.not_built:
-        lines += ["Not built yet (data ignored): " + ", ".join(report.not_built)]
     verdict = "FAILED" if report.failed_errors else "OK"
     lines += [
         "",

@@ -34,19 +34,19 @@ import psycopg2
 from psycopg2 import sql
 
 from etl_assets.defs.sparkify import tables as t
-from etl_assets.loading.formats import Csv, JsonPaths
-from etl_assets.loading.ledger import SourceObject
-from etl_assets.loading.loader import LoadTarget, ObjectLoader, create_shadow, publish
-from etl_assets.loading.sources import list_objects
-from etl_assets.local import stack as local_stack
-from etl_assets.local.sample_data import (
+from etl_assets.defs.sparkify.sample_data import (
     LOG_KEYS,
     iter_day_events,
     jsonpaths_document,
     make_songs,
     make_users,
 )
-from etl_assets.resources.tables import ensure_tables
+from etl_assets.loading.formats import Csv, JsonPaths
+from etl_assets.loading.ledger import SourceObject
+from etl_assets.loading.loader import LoadTarget, ObjectLoader, finish_publish, prepare_staging
+from etl_assets.loading.sources import list_objects
+from etl_assets.loading.tables import ensure_tables
+from etl_assets.local import stack as local_stack
 from etl_assets.resources.warehouse import WarehouseResource
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -127,17 +127,17 @@ def time_disk_copy(warehouse, path: Path) -> float:
 
 
 def time_disk_through_publish(warehouse, path: Path) -> float:
-    """The same shadow + publish path as a load, fed from local disk instead of S3."""
+    """The same staging + publish path as a load, fed from local disk instead of S3."""
     reset(warehouse)
     started = time.perf_counter()
     with warehouse.get_connection() as conn, conn.cursor() as cur, open(path, "rb") as handle:
-        create_shadow(cur, TARGET)
+        staging = prepare_staging(cur, TARGET)
         cur.copy_expert(
-            sql.SQL("copy {} from stdin with (format csv, header true)").format(TARGET.shadow),
+            sql.SQL("copy {} from stdin with (format csv, header true)").format(staging),
             handle,
             size=1 << 18,
         )
-        publish(cur, TARGET)
+        finish_publish(cur, TARGET, cur.rowcount)
         conn.commit()
     return time.perf_counter() - started
 

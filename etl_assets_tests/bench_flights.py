@@ -25,12 +25,15 @@ from pathlib import Path
 import psycopg2
 from dagster import DagsterInstance, build_sensor_context, materialize
 
+from etl_assets import domains
 from etl_assets.defs.flights import tables as t
-from etl_assets.defs.flights.assets import FLIGHTS_ASSETS, flights
+from etl_assets.defs.flights.assets import flights
+from etl_assets.defs.flights.sample_data import iter_flight_lines, write_flights
 from etl_assets.defs.flights.sensors import flights_upload_sensor
 from etl_assets.local import stack as local_stack
-from etl_assets.local.sample_data import iter_flight_lines, write_flights
-from etl_assets.settings import local_s3, local_warehouse
+from etl_assets.local.resources import bucket_for as local_s3
+from etl_assets.local.resources import warehouse_for as local_warehouse
+from etl_assets_tests.helpers import materialize_group
 
 
 def child_materialize(run_config_json: str) -> None:
@@ -107,11 +110,7 @@ def bench_upload(info, home: Path, scratch: Path, rows: int) -> dict:
     client.upload_file(str(base / "airports.csv"), info.bucket, t.AIRPORTS_KEY)
     client.upload_file(str(base / "flights sample.csv"), info.bucket, t.UPLOAD_PREFIX + "small.csv")
     warehouse = local_warehouse(info)
-    assert materialize(
-        FLIGHTS_ASSETS,
-        resources={"warehouse": warehouse, "s3": s3},
-        instance=DagsterInstance.ephemeral(),
-    ).success
+    assert materialize_group("flights", warehouse, s3).success
     big = scratch / "flights 2015 full.csv"
     with open(big, "w") as handle:
         for line in iter_flight_lines(7, rows):
@@ -167,7 +166,7 @@ def bench_tick(info, objects: int) -> dict:
     client, s3 = local_stack.s3_client(info), local_s3(info)
     for i in range(objects):
         client.put_object(Bucket=info.bucket, Key=f"{t.UPLOAD_PREFIX}old/{i:05d}.csv", Body=b"x")
-    local_stack.aws_client(info, "sqs").purge_queue(QueueUrl=info.flights_queue_url)
+    local_stack.aws_client(info, "sqs").purge_queue(QueueUrl=info.upload_queues["flights"])
     listing_tick = timed(lambda: flights_upload_sensor(context(s3, None)))
     cursor = listing_tick[1].cursor
     idle = min(timed(lambda: flights_upload_sensor(context(s3, cursor)))[0] for _ in range(3))
@@ -208,7 +207,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="etl-bench-flights-") as scratch:
         home = Path(scratch) / "stack"
         os.environ["ETL_ASSETS_HOME"] = str(home)
-        info = local_stack.up(home)
+        info = local_stack.up(home, upload_prefixes=domains.upload_prefixes())
         os.environ["ETL_S3_BUCKET"] = info.bucket
         try:
             report = {"upload": bench_upload(info, home, Path(scratch), args.rows)}

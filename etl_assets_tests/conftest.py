@@ -11,10 +11,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from etl_assets import domains
 from etl_assets.local import stack as local_stack
+from etl_assets.local.resources import bucket_for
 from etl_assets.local.stack import StackInfo
+from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
-from etl_assets.settings import local_s3
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -24,7 +26,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     home = tmp_path_factory.mktemp("stack")
     previous = os.environ.get("ETL_ASSETS_HOME")
     os.environ["ETL_ASSETS_HOME"] = str(home)  # settings read this stack, never a developer's
-    info = local_stack.up(home)
+    info = local_stack.up(home, upload_prefixes=domains.upload_prefixes())
     yield info
     local_stack.down(home)
     if previous is None:
@@ -66,8 +68,9 @@ def bucket(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture
-def s3(stack: StackInfo):
-    return local_s3(stack)
+def s3(stack: StackInfo, bucket: str) -> LandingBucketResource:
+    """The landing bucket resource on this test's own bucket (no notification queue)."""
+    return bucket_for(stack, bucket)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from etl_assets.defs.sparkify.sample_data import write_sparkify
 from etl_assets.local import stack as local_stack
-from etl_assets.local.sample_data import write_sparkify
 
 DEMO_TABLES = {
     f"sparkify.{t}"
@@ -78,7 +78,7 @@ def test_absent_domain_folders_are_reported_as_skipped(home: Path, tmp_path: Pat
     (tmp_path / "empty").mkdir()
     done = etl_assets(home, "demo", "--data", str(tmp_path / "empty"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout)["skipped"] == ["sparkify", "flights"]
+    assert json.loads(done.stdout)["skipped"] == ["flights", "sparkify"]
 
 
 def test_up_is_idempotent_and_down_stops(home: Path) -> None:
@@ -93,7 +93,7 @@ def test_upload_puts_a_file_with_spaces_under_the_upload_prefix(home: Path, tmp_
     info = local_stack.up(home)
     data = tmp_path / "flights 21 Nov.csv"
     data.write_text("YEAR\n2015\n")
-    done = etl_assets(home, "upload", str(data))
+    done = etl_assets(home, "upload", "--domain", "flights", str(data))
     assert done.returncode == 0, done.stderr
     key = "flights/uploads/flights 21 Nov.csv"
     assert key in done.stdout

@@ -43,7 +43,8 @@ def test_every_asset_is_keyed_schema_table_grouped_and_described() -> None:
         node = graph.get(key)
         assert node.group_name == "sparkify"
         assert node.description and len(node.description) > 20
-        assert (ROOT / "sql" / key.path[0] / "ddl" / f"{key.path[1]}.sql").exists()
+        sql_dir = ROOT / "etl_assets" / "defs" / key.path[0] / "sql"
+        assert (sql_dir / f"{key.path[1]}.ddl.sql").exists()
 
 
 def test_flights_assets_views_and_sensor_are_in_the_code_location() -> None:

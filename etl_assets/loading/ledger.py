@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
-from etl_assets.sql_files import read_sql
+from etl_assets.loading.sql_files import DDL, read_sql, sql_folder
 
 LEDGER = sql.Identifier("etl_audit", "file_ledger")
 LOADED, REJECTED, SUPERSEDED = "loaded", "rejected", "superseded"
@@ -47,9 +47,12 @@ class LedgerEntry:
     error: str | None = None
 
 
+AUDIT_SCHEMA = "etl_audit"
+
+
 def ensure_ledger(cur: Cursor) -> None:
-    cur.execute("create schema if not exists etl_audit")
-    cur.execute(read_sql("etl_audit", "file_ledger"))
+    """Create the ledger table; the caller has created the `etl_audit` schema."""
+    cur.execute(read_sql(sql_folder(__file__), "file_ledger", DDL))
 
 
 def published_files(
@@ -67,6 +70,23 @@ def published_files(
         {"t": target_table, "p": partition_key or "", "s": LOADED},
     )
     return {(b, k, e): (records, rows) for b, k, e, records, rows in cur.fetchall()}
+
+
+def loaded_versions(
+    cur: Cursor, target_table: str, objects: Iterable[SourceObject]
+) -> set[tuple[str, str, str]]:
+    """Which of these object versions were already loaded into the table (append, merge)."""
+    keys = sorted({o.key for o in objects})
+    if not keys:
+        return set()
+    cur.execute(
+        sql.SQL(
+            "select distinct bucket, object_key, etag from {} where target_table = %s"
+            " and status = %s and object_key in %s"
+        ).format(LEDGER),
+        (target_table, LOADED, tuple(keys)),
+    )
+    return {(b, k, e) for b, k, e in cur.fetchall()}
 
 
 def published_last_modified(cur: Cursor, target_table: str) -> datetime | None:

@@ -1,8 +1,9 @@
 """Load S3 objects into a table: shadow table, checks, atomic publish, ledger — one transaction.
 
-    create temp shadow (like target)  ->  fill it from the objects (dialect-specific)
-    ->  run the blocking checks on it  ->  delete the target's rows (all, or one partition)
-    ->  insert the shadow's rows  ->  ledger rows  ->  commit
+    lock the target for writers  ->  stage: delete the target's rows (whole-table replace)
+    or create a temp shadow (like target)  ->  fill it from the objects (dialect-specific)
+    ->  run the blocking checks on it  ->  publish (a shadow: delete the rows the mode
+    replaces, insert the shadow's)  ->  ledger rows  ->  commit
 
 Readers see the old rows until the commit and the new rows after it. Nothing here TRUNCATEs:
 on Redshift TRUNCATE commits on its own and would publish an empty table mid-load.
@@ -14,16 +15,27 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading import ledger
+from etl_assets.loading.dialect import redshift_copy, serialize, table_ref
 from etl_assets.loading.formats import FileFormat
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.postgres_copy import LoadedFile, LoadError, fill_from_objects
-from etl_assets.resources.dialect import redshift_copy, table_ref
+from etl_assets.loading.publish import (
+    INCREMENTAL,
+    PublishMode,
+    Replace,
+    ReplacePartition,
+    Snapshot,
+    clear_for_in_place,
+    fills_in_place,
+    publish,
+)
 from etl_assets.resources.warehouse import WarehouseResource
 
 
@@ -44,20 +56,11 @@ ShadowCheck = Callable[[Cursor, sql.Composable, Sequence[LoadedFile]], list[Chec
 
 @dataclass(frozen=True)
 class LoadTarget:
-    """Where a load publishes: a whole table, or the rows of one partition window."""
+    """The table a load publishes into, and how (see `etl_assets.loading.publish`)."""
 
     schema: str
     table: str
-    partition_key: str | None = None
-    partition_filter: sql.Composable | None = None  # rows of the partition, e.g. ts range
-    # The table holds one snapshot: a version older than the published one never replaces it.
-    snapshot: bool = False
-    # Publish a whole-table replace by renaming the loaded table into place instead of copying
-    # its rows again; `dependents` (view DDL) are re-run in the same transaction, because
-    # PostgreSQL views follow a table's identity, not its name (Redshift's late-binding views
-    # follow the name).
-    swap: bool = False
-    dependents: tuple[sql.Composable, ...] = ()
+    mode: PublishMode = field(default_factory=Replace)
 
     @property
     def name(self) -> str:
@@ -67,17 +70,30 @@ class LoadTarget:
     def ref(self) -> sql.Identifier:
         return table_ref(self.schema, self.table)
 
+    @property
+    def partition_key(self) -> str | None:
+        return self.mode.key if isinstance(self.mode, ReplacePartition) else None
+
     def published_rows(self) -> sql.Composable:
         """The published rows of this target, as a relation checks can read like the shadow."""
-        if self.partition_filter is None:
-            return self.ref
-        return sql.SQL("(select * from {} where {})").format(self.ref, self.partition_filter)
+        if isinstance(self.mode, ReplacePartition):
+            return sql.SQL("(select * from {} where {})").format(self.ref, self.mode.rows)
+        if isinstance(self.mode, INCREMENTAL):  # nothing new: an empty load
+            return sql.SQL("(select * from {} where 1 = 0)").format(self.ref)
+        return self.ref
 
     @property
     def shadow(self) -> sql.Identifier:
-        if self.swap:  # a real table beside the target, renamed into place at publish
-            return table_ref(self.schema, f"{self.table}__next")
         return sql.Identifier(f"{self.table}__shadow")
+
+
+class Converter(Protocol):
+    """Rewrites an object the warehouse cannot COPY as it is (a JSON array, an Excel workbook)
+    into one it can, beside it in the bucket; the ledger keeps the original's version."""
+
+    def applies_to(self, dialect: str) -> bool: ...
+
+    def convert(self, s3_client: Any, source: SourceObject) -> SourceObject: ...
 
 
 @dataclass
@@ -108,47 +124,71 @@ class ObjectLoader:
         file_format: FileFormat,
         checks: ShadowCheck | None = None,
         superseded: Sequence[SourceObject] = (),
+        converter: Converter | None = None,
     ) -> LoadResult:
         """`superseded`: versions this load makes obsolete unloaded (recorded as such)."""
         load_id = str(uuid.uuid4())
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
-            self._serialize(cur, target)
-            if target.snapshot and self._older_than_published(cur, target, objects):
+            serialize(cur, self.warehouse.dialect, target.name)
+            if isinstance(target.mode, Snapshot) and self._older_than_published(
+                cur, target, objects
+            ):
                 self._record(
                     cur, [LedgerEntry(o, ledger.SUPERSEDED) for o in objects], target, load_id
                 )
                 conn.commit()
                 return LoadResult("superseded", load_id, [], [])
-            current = ledger.published_files(cur, target.name, target.partition_key)
-            if current and set(current) == {o.version for o in objects}:
-                files = [LoadedFile(o, *current[o.version]) for o in objects]
-                outcomes = checks(cur, target.published_rows(), files) if checks else []
-                return LoadResult("up_to_date", load_id, files, outcomes)
-            create_shadow(cur, target)
+            pending = self._not_yet_published(cur, target, objects)
+            if pending is None:
+                return self._up_to_date(cur, target, objects, checks, load_id)
+            staging = prepare_staging(cur, target)
             try:
-                files = self._fill(cur, target, objects, file_format, load_id)
+                files = self._fill(cur, target, staging, pending, file_format, load_id, converter)
             except LoadError as error:
                 conn.rollback()
-                self._record_rejection(target, objects, error, load_id)
+                self._record_rejection(target, pending, error, load_id)
                 raise
-            outcomes = checks(cur, target.shadow, files) if checks else []
+            outcomes = checks(cur, staging, files) if checks else []
             if any(o.blocking and not o.passed for o in outcomes):
                 conn.rollback()
                 self._record_failed_checks(target, files, outcomes, load_id)
                 return LoadResult("rejected", load_id, files, outcomes)
-            rows = publish(cur, target)
+            rows = finish_publish(cur, target, sum(f.rows for f in files))
             entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
             entries += [LedgerEntry(o, ledger.SUPERSEDED) for o in superseded]
             self._record(cur, entries, target, load_id)
             conn.commit()
         return LoadResult("published", load_id, files, outcomes, rows)
 
-    def _serialize(self, cur: Cursor, target: LoadTarget) -> None:
-        """One load per table at a time. Redshift's serializable isolation already refuses a
-        second concurrent publish; PostgreSQL gets a transaction-scoped advisory lock (readers
-        are never blocked)."""
-        if not self.warehouse.is_redshift:
-            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (target.name,))
+    def _not_yet_published(
+        self, cur: Cursor, target: LoadTarget, objects: Sequence[SourceObject]
+    ) -> list[SourceObject] | None:
+        """The objects to load now; None when exactly these versions are already published."""
+        if isinstance(target.mode, INCREMENTAL):
+            done = ledger.loaded_versions(cur, target.name, objects)
+            pending = [o for o in objects if o.version not in done]
+            return pending or None
+        current = ledger.published_files(cur, target.name, target.partition_key)
+        if current and set(current) == {o.version for o in objects}:
+            return None
+        return list(objects)
+
+    def _up_to_date(
+        self,
+        cur: Cursor,
+        target: LoadTarget,
+        objects: Sequence[SourceObject],
+        checks: ShadowCheck | None,
+        load_id: str,
+    ) -> LoadResult:
+        """Nothing to load: the checks re-run on what is published (an empty load when the
+        mode appends)."""
+        files: list[LoadedFile] = []
+        if not isinstance(target.mode, INCREMENTAL):
+            current = ledger.published_files(cur, target.name, target.partition_key)
+            files = [LoadedFile(o, *current[o.version]) for o in objects]
+        outcomes = checks(cur, target.published_rows(), files) if checks else []
+        return LoadResult("up_to_date", load_id, files, outcomes)
 
     def _older_than_published(
         self, cur: Cursor, target: LoadTarget, objects: Sequence[SourceObject]
@@ -175,20 +215,39 @@ class ObjectLoader:
         self,
         cur: Cursor,
         target: LoadTarget,
+        staging: sql.Identifier,
         objects: Sequence[SourceObject],
         file_format: FileFormat,
         load_id: str,
+        converter: Converter | None,
     ) -> list[LoadedFile]:
-        if not objects:
-            return []
-        if self.warehouse.is_redshift:
-            return self._fill_redshift(cur, target, objects, file_format, load_id)
-        return fill_from_objects(cur, self.s3, target.shadow, objects, file_format)
+        """Fill the shadow from the objects (converted first where the converter applies);
+        files and refusals are reported under the original object's key and version."""
+        originals = {o.key: o for o in objects}
+        if converter is not None and converter.applies_to(self.warehouse.dialect):
+            loadable = [converter.convert(self.s3, o) for o in objects]
+            originals = {c.key: o for c, o in zip(loadable, objects, strict=True)}
+        else:
+            loadable = list(objects)
+        try:
+            if self.warehouse.is_redshift:
+                files = self._fill_redshift(cur, target, staging, loadable, file_format, load_id)
+            else:
+                files = fill_from_objects(cur, self.s3, staging, loadable, file_format)
+        except LoadError as error:
+            original = originals.get(error.key)
+            if original is None or original.key == error.key:
+                raise
+            raise LoadError(
+                original.key, error.line, f"{error.reason} (in {error.key})", error.column
+            ) from error
+        return [replace(f, source=originals[f.source.key]) for f in files]
 
     def _fill_redshift(
         self,
         cur: Cursor,
         target: LoadTarget,
+        staging: sql.Identifier,
         objects: Sequence[SourceObject],
         file_format: FileFormat,
         load_id: str,
@@ -200,7 +259,7 @@ class ObjectLoader:
         self.s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
         cur.execute(
             redshift_copy(
-                target.shadow,
+                staging,
                 f"s3://{bucket}/{manifest_key}",
                 file_format,
                 bucket,
@@ -246,39 +305,22 @@ class ObjectLoader:
             conn.commit()
 
 
-def create_shadow(cur: Cursor, target: LoadTarget) -> None:
-    """An empty copy of the target's structure (Redshift keeps DIST/SORT keys): session-private,
-    or for a swap a table beside the target, created in this uncommitted transaction."""
-    kind = sql.SQL("table" if target.swap else "temp table")
-    cur.execute(sql.SQL("create {} {} (like {})").format(kind, target.shadow, target.ref))
+def prepare_staging(cur: Cursor, target: LoadTarget) -> sql.Identifier:
+    """Where the load's rows go before publish: the target itself, emptied in this transaction,
+    for a whole-table replace; otherwise an empty session-private copy of its structure
+    (Redshift keeps its DIST and SORT keys), dropped at publish or with a rollback."""
+    if fills_in_place(target.mode):
+        clear_for_in_place(cur, target.schema, target.table)
+        return target.ref
+    cur.execute(sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref))
+    return target.shadow
 
 
-def publish(cur: Cursor, target: LoadTarget) -> int:
-    """Replace the target's rows (or one partition's) with the shadow's; caller commits."""
-    if target.swap:
-        return _publish_by_rename(cur, target)
-    delete = sql.SQL("delete from {}").format(target.ref)
-    if target.partition_filter is not None:
-        delete = sql.SQL("{} where {}").format(delete, target.partition_filter)
-    cur.execute(delete)
-    cur.execute(sql.SQL("insert into {} select * from {}").format(target.ref, target.shadow))
-    rows = cur.rowcount
-    cur.execute(sql.SQL("drop table {}").format(target.shadow))
-    return rows
-
-
-def _publish_by_rename(cur: Cursor, target: LoadTarget) -> int:
-    cur.execute(sql.SQL("select count(*) from {}").format(target.shadow))
-    (rows,) = cur.fetchone()
-    old = sql.Identifier(f"{target.table}__old")
-    cur.execute(sql.SQL("alter table {} rename to {}").format(target.ref, old))
-    cur.execute(
-        sql.SQL("alter table {} rename to {}").format(target.shadow, sql.Identifier(target.table))
-    )
-    for statement in target.dependents:
-        cur.execute(statement)
-    cur.execute(sql.SQL("drop table {}").format(table_ref(target.schema, f"{target.table}__old")))
-    return rows
+def finish_publish(cur: Cursor, target: LoadTarget, rows_in_place: int) -> int:
+    """The rows the publish inserted: already in place, or moved from the shadow now."""
+    if fills_in_place(target.mode):
+        return rows_in_place
+    return publish(cur, target.schema, target.table, target.shadow, target.mode)
 
 
 def rebuild_table(
@@ -287,14 +329,17 @@ def rebuild_table(
     select: sql.Composable,
     checks: ShadowCheck | None = None,
 ) -> LoadResult:
-    """Rebuild a derived table from a SELECT with the same shadow/check/publish discipline."""
+    """Rebuild a derived table from a SELECT with the same lock/stage/check/publish discipline:
+    two rebuilds of one table at once publish one after the other, never both into one."""
     with warehouse.get_connection() as conn, conn.cursor() as cur:
-        create_shadow(cur, target)
-        cur.execute(sql.SQL("insert into {} {}").format(target.shadow, select))
-        outcomes = checks(cur, target.shadow, []) if checks else []
+        serialize(cur, warehouse.dialect, target.name)
+        staging = prepare_staging(cur, target)
+        cur.execute(sql.SQL("insert into {} {}").format(staging, select))
+        inserted = cur.rowcount
+        outcomes = checks(cur, staging, []) if checks else []
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
             return LoadResult("rejected", "", [], outcomes)
-        rows = publish(cur, target)
+        rows = finish_publish(cur, target, inserted)
         conn.commit()
     return LoadResult("published", "", [], outcomes, rows)

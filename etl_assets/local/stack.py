@@ -1,6 +1,9 @@
 """The embedded local stack: a real PostgreSQL (pgserver's binaries) and a real S3 HTTP API
 (moto's server mode), both on free loopback ports, state kept under one folder.
 
+Its packages (pgserver, moto, psutil) come with the `local` extra and are imported only when a
+stack is started or stopped, so a production install imports this module without them.
+
 pgserver's own `get_server` listens on a Unix socket only and stops the server when the last
 Python handle exits; `etl-assets up` must outlive its process and serve TCP clients (psql,
 Dagster, tests), so the lifecycle here drives pgserver's packaged `initdb`/`pg_ctl` directly.
@@ -15,13 +18,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import psutil
-
 LOCAL_BUCKET = "etl-assets-local"
-FLIGHTS_QUEUE = "etl-assets-flights-uploads"
 LOCAL_AWS_KEY = "local-stack"  # moto accepts any key; not a secret
 PG_SYSTEM_USER = "pgserver"  # postgres refuses to run as root
 
@@ -41,7 +42,7 @@ class StackInfo:
     s3_endpoint_url: str
     bucket: str
     moto_pid: int
-    flights_queue_url: str = ""
+    upload_queues: dict[str, str] = field(default_factory=dict)  # domain -> SQS queue URL
 
     def dsn(self) -> str:
         return (
@@ -92,6 +93,12 @@ def _pg_running(pgdata: Path) -> bool:
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().split("\n", 1)[0])
+    return _pid_exists(pid)
+
+
+def _pid_exists(pid: int) -> bool:
+    import psutil
+
     return psutil.pid_exists(pid)
 
 
@@ -136,7 +143,7 @@ def _wait_http(url: str, timeout_s: float) -> None:
 
 
 def _moto_alive(pid: int, endpoint: str) -> bool:
-    if not psutil.pid_exists(pid):
+    if not _pid_exists(pid):
         return False
     try:
         urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
@@ -149,11 +156,13 @@ def read_stack(home: Path | None = None) -> StackInfo | None:
     path = (home or state_dir()) / "stack.json"
     if not path.exists():
         return None
-    return StackInfo(**json.loads(path.read_text()))
+    known = {f.name for f in fields(StackInfo)}
+    return StackInfo(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
 
 
-def up(home: Path | None = None) -> StackInfo:
-    """Start (or find running) PostgreSQL and S3; idempotent."""
+def up(home: Path | None = None, upload_prefixes: Mapping[str, str] | None = None) -> StackInfo:
+    """Start (or find running) PostgreSQL and S3, with a notification queue for each domain's
+    upload prefix (`upload_prefixes`: domain -> prefix); idempotent."""
     home = home or state_dir()
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "pgdata"
@@ -174,17 +183,16 @@ def up(home: Path | None = None) -> StackInfo:
         "127.0.0.1", pg_port, "postgres", "postgres", s3_endpoint, LOCAL_BUCKET, moto_pid
     )
     _ensure_bucket(info)
-    info = replace(info, flights_queue_url=_ensure_flights_queue(info))
+    info = replace(info, upload_queues=_ensure_upload_queues(info, upload_prefixes or {}))
     (home / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     return info
 
 
-def _ensure_flights_queue(info: StackInfo) -> str:
-    from etl_assets.defs.flights.tables import UPLOAD_PREFIX
-    from etl_assets.resources.upload_queue import ensure_upload_queue
+def _ensure_upload_queues(info: StackInfo, upload_prefixes: Mapping[str, str]) -> dict[str, str]:
+    from etl_assets.loading.upload_queue import ensure_upload_queues
 
-    return ensure_upload_queue(
-        s3_client(info), aws_client(info, "sqs"), info.bucket, UPLOAD_PREFIX, FLIGHTS_QUEUE
+    return ensure_upload_queues(
+        s3_client(info), aws_client(info, "sqs"), info.bucket, dict(upload_prefixes), "etl-assets"
     )
 
 
@@ -223,7 +231,9 @@ def down(home: Path | None = None) -> None:
     pgdata = home / "pgdata"
     if _pg_running(pgdata):
         _pg_ctl(["-w", "-m", "fast", "stop"], pgdata)
-    if info and psutil.pid_exists(info.moto_pid):
+    if info and _pid_exists(info.moto_pid):
+        import psutil
+
         proc = psutil.Process(info.moto_pid)
         proc.terminate()
         try:

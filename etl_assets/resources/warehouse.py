@@ -1,12 +1,13 @@
 """The warehouse resource: one psycopg2 connection factory for two dialects.
 
 `postgres` is the local stack (and any PostgreSQL); `redshift` is production. Everything that
-differs between the two is rendered here and in `etl_assets.resources.dialect`; asset SQL in
-`sql/` is written once in the subset both understand.
+differs between the two is rendered in `etl_assets.loading.dialect`; the SQL shipped beside each
+domain is written once in the subset both understand.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +17,12 @@ import psycopg2.extensions
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from etl_assets.resources.dialect import DIALECTS
+DIALECTS = ("postgres", "redshift")
+
+
+def uses_local_stack() -> bool:
+    """The embedded local stack unless the environment names a warehouse host."""
+    return not os.environ.get("ETL_WAREHOUSE_HOST")
 
 
 class WarehouseResource(ConfigurableResource):

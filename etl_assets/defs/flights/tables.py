@@ -1,17 +1,32 @@
-"""Flights: tables, Redshift physical design, and where the vendor's files land in S3."""
+"""Flights: tables (physical design, keys, references), views, and where the vendor's files
+land in S3."""
 
-from __future__ import annotations
-
-from etl_assets.resources.dialect import TableAttributes
-from etl_assets.resources.tables import TableSpec
+from etl_assets.loading.dialect import TableAttributes
+from etl_assets.loading.sql_files import sql_folder
+from etl_assets.loading.tables import WARN, Reference, TableSpec
 
 SCHEMA = "flights"
+SQL = sql_folder(__file__)
 
-AIRLINES = TableSpec(SCHEMA, "airlines", TableAttributes("ALL", sortkey=("iata_code",)))
-AIRPORTS = TableSpec(SCHEMA, "airports", TableAttributes("ALL", sortkey=("iata_code",)))
-FLIGHTS = TableSpec(SCHEMA, "flights", TableAttributes("EVEN", sortkey=("year", "month", "day")))
+AIRLINES = TableSpec(
+    SCHEMA, "airlines", SQL, TableAttributes("ALL", sortkey=("iata_code",)), key=("iata_code",)
+)
+AIRPORTS = TableSpec(
+    SCHEMA, "airports", SQL, TableAttributes("ALL", sortkey=("iata_code",)), key=("iata_code",)
+)
+FLIGHTS = TableSpec(
+    SCHEMA,
+    "flights",
+    SQL,
+    TableAttributes("EVEN", sortkey=("year", "month", "day")),
+    # the public file's October rows carry numeric airport ids: reported, never refused
+    references=(
+        Reference(("airline",), "flights.airlines", "iata_code", WARN),
+        Reference(("origin_airport", "destination_airport"), "flights.airports", "iata_code", WARN),
+    ),
+)
 ALL_TABLES = [AIRLINES, AIRPORTS, FLIGHTS]
-VIEWS = ["flights_reporting", "delayed_flights_agg"]  # sql/flights/<view>.sql, in this order
+VIEWS = ["flights_reporting", "delayed_flights_agg"]  # sql/<view>.view.sql
 
 PREFIX = "flights/"
 AIRLINES_KEY = PREFIX + "airlines.json"

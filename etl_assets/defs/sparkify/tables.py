@@ -1,19 +1,33 @@
-"""Sparkify's tables, their Redshift physical design, and where their files land in S3."""
+"""Sparkify's tables: Redshift physical design, keys and references (the checks come from
+these), and where the files land in S3."""
 
-from __future__ import annotations
-
-from etl_assets.resources.dialect import TableAttributes
-from etl_assets.resources.tables import TableSpec
+from etl_assets.loading.dialect import TableAttributes
+from etl_assets.loading.sql_files import sql_folder
+from etl_assets.loading.tables import Reference, TableSpec
 
 SCHEMA = "sparkify"
+SQL = sql_folder(__file__)
 
-STAGING_EVENTS = TableSpec(SCHEMA, "staging_events", TableAttributes("EVEN"))
-STAGING_SONGS = TableSpec(SCHEMA, "staging_songs", TableAttributes("EVEN"))
-SONGPLAYS = TableSpec(SCHEMA, "songplays", TableAttributes("KEY", "song_id", ("start_time",)))
-USERS = TableSpec(SCHEMA, "users", TableAttributes("ALL", sortkey=("user_id",)))
-SONGS = TableSpec(SCHEMA, "songs", TableAttributes("KEY", "song_id", ("song_id",)))
-ARTISTS = TableSpec(SCHEMA, "artists", TableAttributes("ALL", sortkey=("artist_id",)))
-TIME = TableSpec(SCHEMA, "time", TableAttributes("ALL", sortkey=("start_time",)))
+
+def _table(name: str, attributes: TableAttributes, **declared) -> TableSpec:
+    return TableSpec(SCHEMA, name, SQL, attributes, **declared)
+
+
+STAGING_EVENTS = _table("staging_events", TableAttributes("EVEN"))
+STAGING_SONGS = _table("staging_songs", TableAttributes("EVEN"))
+SONGPLAYS = _table(
+    "songplays",
+    TableAttributes("KEY", "song_id", ("start_time",)),
+    key=("songplay_id",),
+    references=(
+        Reference(("user_id",), "sparkify.users", "user_id"),
+        Reference(("start_time",), "sparkify.time", "start_time"),
+    ),
+)
+USERS = _table("users", TableAttributes("ALL", sortkey=("user_id",)), key=("user_id",))
+SONGS = _table("songs", TableAttributes("KEY", "song_id", ("song_id",)), key=("song_id",))
+ARTISTS = _table("artists", TableAttributes("ALL", sortkey=("artist_id",)), key=("artist_id",))
+TIME = _table("time", TableAttributes("ALL", sortkey=("start_time",)), key=("start_time",))
 
 ALL_TABLES = [STAGING_EVENTS, STAGING_SONGS, SONGPLAYS, USERS, SONGS, ARTISTS, TIME]
 

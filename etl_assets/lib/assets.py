@@ -1,0 +1,282 @@
+"""Asset factories every domain builds on: a table loaded from S3 objects, a table rebuilt from
+its SELECT, a view. Each declares its checks from the table's declaration, runs the blocking
+ones on the shadow before publish, and reports row counts, column schema and source versions.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    TableColumn,
+    TableColumnConstraints,
+    TableSchema,
+    asset,
+)
+from psycopg2 import sql
+
+from etl_assets.lib.checks import asset_key, blocking_specs, combine, shadow_checks
+from etl_assets.lib.sources import ObjectSource, Selection, UploadConfig, Uploads
+from etl_assets.loading.dialect import create_view, serialize, table_ref
+from etl_assets.loading.formats import FileFormat
+from etl_assets.loading.loader import (
+    CheckOutcome,
+    Converter,
+    LoadResult,
+    LoadTarget,
+    ObjectLoader,
+    rebuild_table,
+)
+from etl_assets.loading.publish import PublishMode, Replace
+from etl_assets.loading.sql_files import SELECT, VIEW, read_sql
+from etl_assets.loading.tables import TableSpec, ensure_tables
+from etl_assets.resources.landing_bucket import LandingBucketResource
+from etl_assets.resources.warehouse import WarehouseResource
+
+FormatFor = FileFormat | Callable[[Any, str], FileFormat]  # or (s3 client, bucket) -> format
+PublishFor = PublishMode | Callable[[AssetExecutionContext], PublishMode]
+REPLACE = Replace()
+
+
+def table_from_s3(
+    table: TableSpec,
+    *,
+    source: ObjectSource,
+    file_format: FormatFor,
+    description: str,
+    publish: PublishFor = REPLACE,
+    converter: Converter | None = None,
+    key_drift: bool = False,
+    partitions_def: PartitionsDefinition | None = None,
+) -> AssetsDefinition:
+    """A table filled from S3 objects by the loader: shadow, blocking checks, publish, ledger."""
+    checks = shadow_checks(table, from_source=True, key_drift=key_drift)
+    check_fn = combine(*(check for _, _, check in checks))
+
+    def load(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        s3: LandingBucketResource,
+        config: UploadConfig | None,
+    ) -> Iterator:
+        ensure_tables(warehouse, [table])
+        client = s3.get_client()
+        if isinstance(source, Uploads):
+            selection = source.select(client, s3.bucket, context, config or UploadConfig())
+        else:
+            selection = source.select(client, s3.bucket, context)
+        target = LoadTarget(table.schema, table.name, _resolve(publish, context))
+        result = ObjectLoader(warehouse, client, context.run.run_id).load(
+            target,
+            selection.objects,
+            file_format(client, s3.bucket) if callable(file_format) else file_format,
+            check_fn,
+            superseded=selection.superseded,
+            converter=converter,
+        )
+        if result.status == "superseded":
+            context.log.warning(_superseded_text(selection, table))
+            result.checks = _kept_published(checks, warehouse, table)
+        yield from emit_load_result(table, result, warehouse, _source_metadata(selection))
+
+    decorate = asset(
+        key=asset_key(table),
+        group_name=table.schema,
+        description=description,
+        check_specs=blocking_specs(table, checks),
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run() if partitions_def else None,
+        kinds={"s3", "sql"},
+        pool=table.qualified,
+    )
+    if isinstance(source, Uploads):
+
+        def _with_upload(
+            context: AssetExecutionContext,
+            config: UploadConfig,
+            warehouse: WarehouseResource,
+            s3: LandingBucketResource,
+        ) -> Iterator:
+            yield from load(context, warehouse, s3, config)
+
+        return decorate(_with_upload)
+
+    def _load(
+        context: AssetExecutionContext, warehouse: WarehouseResource, s3: LandingBucketResource
+    ) -> Iterator:
+        yield from load(context, warehouse, s3, None)
+
+    return decorate(_load)
+
+
+def table_from_select(
+    table: TableSpec, *, deps: Sequence[TableSpec], description: str
+) -> AssetsDefinition:
+    """A table rebuilt from `<table>.select.sql`, its declared checks run before publish."""
+    checks = shadow_checks(table, from_source=False)
+    check_fn = combine(*(check for _, _, check in checks))
+
+    @asset(
+        key=asset_key(table),
+        group_name=table.schema,
+        deps=[asset_key(d) for d in deps],
+        check_specs=blocking_specs(table, checks),
+        description=description,
+        kinds={"sql"},
+        pool=table.qualified,
+    )
+    def _build(warehouse: WarehouseResource) -> Iterator:
+        ensure_tables(warehouse, [table])
+        select = sql.SQL(read_sql(table.sql_dir, table.name, SELECT))
+        result = rebuild_table(warehouse, LoadTarget(table.schema, table.name), select, check_fn)
+        yield from emit_load_result(table, result, warehouse)
+
+    return _build
+
+
+def view(
+    schema: str, name: str, sql_dir: Path, *, deps: Sequence[AssetKey], description: str
+) -> AssetsDefinition:
+    """A view over `<name>.view.sql`. Its DDL runs only when the SQL changed (a fingerprint is
+    kept in the view's comment): replacing a view takes a lock readers of it would queue on."""
+
+    @asset(
+        key=AssetKey([schema, name]),
+        group_name=schema,
+        deps=list(deps),
+        description=description,
+        kinds={"sql"},
+        pool=f"{schema}.{name}",
+    )
+    def _create(warehouse: WarehouseResource) -> MaterializeResult:
+        select = read_sql(sql_dir, name, VIEW)
+        replaced = ensure_view(warehouse, schema, name, select)
+        return MaterializeResult(
+            metadata={"definition": "replaced" if replaced else "unchanged", "sql": select[:4000]}
+        )
+
+    return _create
+
+
+def ensure_view(warehouse: WarehouseResource, schema: str, name: str, select: str) -> bool:
+    """Create or replace the view unless it already shows exactly this SQL; True if it ran."""
+    ref = table_ref(schema, name)
+    fingerprint = "etl_assets " + hashlib.sha256(select.encode()).hexdigest()[:16]
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        if not warehouse.is_redshift:  # concurrent CREATE OR REPLACE VIEW fails in PostgreSQL
+            serialize(cur, warehouse.dialect, f"{schema}.{name}")
+        cur.execute(
+            "select d.description from pg_class c"
+            " join pg_namespace n on n.oid = c.relnamespace"
+            " left join pg_description d on d.objoid = c.oid and d.objsubid = 0"
+            " where n.nspname = %s and c.relname = %s",
+            (schema, name),
+        )
+        found = cur.fetchone()
+        if found is not None and found[0] == fingerprint:
+            return False
+        cur.execute(create_view(ref, select, warehouse.dialect))
+        cur.execute(sql.SQL("comment on view {} is {}").format(ref, sql.Literal(fingerprint)))
+        conn.commit()
+    return True
+
+
+# ---- reporting a load -------------------------------------------------------------------
+
+
+def emit_load_result(
+    table: TableSpec,
+    result: LoadResult,
+    warehouse: WarehouseResource,
+    extra_metadata: dict | None = None,
+) -> Iterator[AssetCheckResult | MaterializeResult]:
+    """Check results first; then the materialization, or a Failure when a blocking check failed."""
+    key = asset_key(table)
+    for outcome in result.checks:
+        yield AssetCheckResult(
+            asset_key=key,
+            check_name=outcome.name,
+            passed=outcome.passed,
+            severity=AssetCheckSeverity.ERROR if outcome.blocking else AssetCheckSeverity.WARN,
+            description=outcome.detail,
+            metadata=outcome.metadata,
+        )
+    if result.status == "rejected":
+        failed = [f"{o.name}: {o.detail}" for o in result.checks if o.blocking and not o.passed]
+        raise Failure(
+            description=f"{key.to_user_string()} not published; blocking checks failed: "
+            + " | ".join(failed),
+        )
+    metadata = load_metadata(result, extra_metadata)
+    metadata["dagster/column_schema"] = column_schema(warehouse, table)
+    yield MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def load_metadata(result: LoadResult, extra: dict | None = None) -> dict:
+    keys = [f.source.key for f in result.files]
+    metadata: dict = {
+        "status": result.status,
+        "rows_published": result.rows_published,
+        "source_records": result.records,
+        "source_files": len(keys),
+        "dagster/row_count": result.rows_published if result.status == "published" else None,
+    }
+    if keys:
+        shown = keys[:50] + ([f"... {len(keys) - 50} more"] if len(keys) > 50 else [])
+        metadata["source_keys"] = MetadataValue.md("\n".join(f"- `{k}`" for k in shown))
+    if result.load_id and result.status == "published":
+        metadata["load_id"] = result.load_id
+    metadata.update(extra or {})
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+def column_schema(warehouse: WarehouseResource, table: TableSpec) -> TableSchema:
+    rows = warehouse.query(
+        "select column_name, data_type, is_nullable from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        (table.schema, table.name),
+    )
+    return TableSchema(
+        columns=[
+            TableColumn(name, kind, constraints=TableColumnConstraints(nullable=nullable == "YES"))
+            for name, kind, nullable in rows
+        ]
+    )
+
+
+def _resolve(publish: PublishFor, context: AssetExecutionContext) -> PublishMode:
+    return publish(context) if callable(publish) else publish
+
+
+def _source_metadata(selection: Selection) -> dict:
+    if len(selection.objects) != 1:
+        return {}
+    chosen = selection.objects[0]
+    return {
+        "object_key": chosen.key,
+        "object_etag": chosen.etag,
+        "object_last_modified": str(chosen.last_modified),
+    }
+
+
+def _superseded_text(selection: Selection, table: TableSpec) -> str:
+    keys = ", ".join(o.key for o in selection.objects)
+    return f"{keys} is older than what {table.qualified} publishes; not loaded"
+
+
+def _kept_published(checks, warehouse: WarehouseResource, table: TableSpec) -> list:
+    """For a stale upload skipped: nothing was published, the published rows stay."""
+    (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table.ref))[0]
+    detail = f"stale upload skipped; the {rows} published rows stay"
+    return [CheckOutcome(name, True, detail) for name, _, _ in checks]

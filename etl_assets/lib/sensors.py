@@ -1,0 +1,202 @@
+"""The upload sensor: a run per new object version under a prefix, never a version twice.
+
+It learns of uploads from the bucket's ObjectCreated notifications on an SQS queue when the
+landing bucket resource names one for the prefix, and lists the prefix every few minutes (and
+always without a queue) to catch what a notification missed. Policy `newest` loads only the
+newest of the versions that arrived between two ticks and records the others as superseded
+(a full snapshot re-uploaded several times a day); `every_file` requests one run per version,
+in landing order.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from dagster import (
+    AssetsDefinition,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster_aws.s3.sensor import get_objects
+
+from etl_assets.loading import upload_queue
+from etl_assets.resources.landing_bucket import LandingBucketResource
+from etl_assets.resources.warehouse import uses_local_stack
+
+# LastModified has one-second resolution and listings can lag: look back this far each tick
+# and tell old from new by the versions already requested (never by `since_key`, dagster
+# issue 22892, and never by a strictly-greater timestamp alone, which skips equal ones).
+OVERLAP = timedelta(minutes=10)
+# With a queue, the prefix is still listed this often, to catch a lost notification while the
+# upload is inside the look-back window.
+RECONCILE_EVERY = timedelta(minutes=5)
+MAX_SUPERSEDED = 1000
+
+
+def sensor_interval_s(prefix: str) -> int:
+    """Seconds between ticks: `ETL_<DOMAIN>_SENSOR_INTERVAL_S`, else `ETL_SENSOR_INTERVAL_S`,
+    else 5 on the local stack and 30 against AWS."""
+    domain = prefix.split("/", 1)[0].upper()
+    default = "5" if uses_local_stack() else "30"
+    value = os.environ.get(f"ETL_{domain}_SENSOR_INTERVAL_S")
+    return int(value or os.environ.get("ETL_SENSOR_INTERVAL_S", default))
+
+
+@dataclass
+class UploadCursor:
+    """High-water LastModified, and the versions (key:etag) requested inside the overlap."""
+
+    high_water: datetime | None = None
+    seen: set[str] = field(default_factory=set)
+    listed_at: datetime | None = None  # last full listing of the prefix
+
+    @classmethod
+    def parse(cls, text: str | None) -> "UploadCursor":
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(_time(data["high_water"]), set(data["seen"]), _time(data.get("listed_at")))
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "high_water": _iso(self.high_water),
+                "seen": sorted(self.seen),
+                "listed_at": _iso(self.listed_at),
+            }
+        )
+
+    def listing_due(self, now: datetime) -> bool:
+        return self.listed_at is None or now - self.listed_at >= RECONCILE_EVERY
+
+    def since(self) -> datetime | None:
+        return self.high_water - OVERLAP if self.high_water else None
+
+    def advance(self, listed: list[dict]) -> "UploadCursor":
+        """Remember every listed version still inside the overlap window; forget older ones."""
+        stamps = [o["LastModified"] for o in listed]
+        if self.high_water:
+            stamps.append(self.high_water)
+        high_water = max(stamps)
+        recent = [o for o in listed if o["LastModified"] > high_water - OVERLAP]
+        seen = {version(o) for o in recent} | {
+            v for v in self.seen if self.high_water and self.high_water > high_water - OVERLAP
+        }
+        return UploadCursor(high_water, seen, self.listed_at)
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def version(obj: dict) -> str:
+    return f"{obj['Key']}:{obj['ETag'].strip(chr(34))}"
+
+
+Policy = Literal["newest", "every_file"]
+
+
+@dataclass
+class TickPlan:
+    requested: list[dict]  # listing entries to start a run for, oldest first
+    superseded: list[str]  # keys the (single) newest run records as superseded
+    cursor: UploadCursor
+
+    @property
+    def newest(self) -> dict | None:
+        return self.requested[-1] if self.requested else None
+
+
+def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest") -> TickPlan:
+    """What one tick does with a listing: which unseen versions get a run."""
+    listed = [o for o in listed if not o["Key"].endswith("/")]
+    new = sorted(
+        (o for o in listed if version(o) not in state.seen),
+        key=lambda o: (o["LastModified"], o["Key"]),
+    )
+    if not new:
+        return TickPlan([], [], state)
+    if policy == "every_file":
+        return TickPlan(new, [], state.advance(listed))
+    newest = new[-1]
+    # recorded in the ledger by the run; a first tick over a long history names the latest few
+    superseded = sorted(o["Key"] for o in new[:-1])[-MAX_SUPERSEDED:]
+    return TickPlan([newest], superseded, state.advance(listed))
+
+
+def upload_sensor(
+    target: AssetsDefinition,
+    prefix: str,
+    *,
+    policy: Policy = "newest",
+    name: str | None = None,
+) -> SensorDefinition:
+    """A sensor starting `target` (an asset loading `Uploads(prefix)`) for new uploads."""
+    op_name = target.op.name
+    sensor_name = name or f"{op_name}_upload_sensor"
+    what = "only the newest of those" if policy == "newest" else "every one, in landing order,"
+    description = (
+        f"Starts a run of {target.key.to_user_string()} for new object versions under {prefix}; "
+        f"{what} is loaded"
+        + (" and the others are recorded as superseded." if policy == "newest" else ".")
+    )
+
+    @sensor(
+        name=sensor_name,
+        target=[target],
+        minimum_interval_seconds=sensor_interval_s(prefix),
+        default_status=DefaultSensorStatus.RUNNING,
+        description=description,
+    )
+    def _sensor(context: SensorEvaluationContext, s3: LandingBucketResource) -> SensorResult:
+        state = UploadCursor.parse(context.cursor)
+        listed, receipts = _announced_or_listed(state, s3, prefix)
+        plan = plan_tick(listed, state, policy)
+        if receipts:  # used: the cursor now holds what they announced
+            upload_queue.delete(s3.get_sqs_client(), s3.queue_url(prefix), receipts)
+        if not plan.requested:
+            return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
+        runs = [_run_request(op_name, o, plan.superseded) for o in plan.requested]
+        return SensorResult(run_requests=runs, cursor=plan.cursor.dump())
+
+    return _sensor
+
+
+def _run_request(op_name: str, upload: dict, superseded: list[str]) -> RunRequest:
+    key, etag = upload["Key"], upload["ETag"].strip('"')
+    config = {"key": key, "etag": etag, "superseded": superseded}
+    return RunRequest(
+        run_key=f"{key}:{etag}",
+        run_config={"ops": {op_name: {"config": config}}},
+        tags={"etl_assets/upload": key},
+    )
+
+
+def _announced_or_listed(
+    state: UploadCursor, s3: LandingBucketResource, prefix: str
+) -> tuple[list[dict], list[str]]:
+    """New uploads from the queue when there is one; a full listing otherwise, or when due."""
+    queue = s3.queue_url(prefix)
+    now = datetime.now(UTC)
+    if queue and not state.listing_due(now):
+        announced, receipts = upload_queue.drain(s3.get_sqs_client(), queue, s3.bucket)
+        return [o for o in announced if o["Key"].startswith(prefix)], receipts
+    receipts: list[str] = []
+    if queue:  # the listing covers whatever the queue holds now
+        receipts = upload_queue.drain(s3.get_sqs_client(), queue, s3.bucket)[1]
+    listed = get_objects(
+        s3.bucket, prefix, since_last_modified=state.since(), client=s3.get_client()
+    )
+    state.listed_at = now
+    return listed, receipts

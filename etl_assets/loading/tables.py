@@ -1,0 +1,86 @@
+"""Table declarations: where a table's DDL lives, its Redshift physical design, and the facts
+its checks are generated from (key, not-null columns, references to other tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
+
+from etl_assets.loading import ledger
+from etl_assets.loading.dialect import TableAttributes, checked_identifier, serialize, table_ref
+from etl_assets.loading.sql_files import DDL, read_sql
+from etl_assets.resources.warehouse import WarehouseResource
+
+ERROR, WARN = "ERROR", "WARN"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Values of `columns` must exist in `to_table`.`to_column` (NULL is not checked)."""
+
+    columns: tuple[str, ...]
+    to_table: str  # "<schema>.<table>"
+    to_column: str
+    severity: str = ERROR  # WARN: reported, never fails the run
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A warehouse table: its DDL (`<sql_dir>/<name>.ddl.sql`), Redshift physical design and
+    the declarations its checks are generated from."""
+
+    schema: str
+    name: str
+    sql_dir: Path
+    attributes: TableAttributes = field(default_factory=TableAttributes)
+    key: tuple[str, ...] = ()  # unique and never null: the table's grain
+    not_null: tuple[str, ...] = ()
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def ref(self) -> sql.Identifier:
+        return table_ref(self.schema, self.name)
+
+    def create_statement(self, dialect: str) -> sql.Composed:
+        ddl = read_sql(self.sql_dir, self.name, DDL)
+        return sql.SQL("{}{}").format(sql.SQL(ddl), self.attributes.render(dialect))
+
+
+def ensure_tables(warehouse: WarehouseResource, tables: Sequence[TableSpec]) -> None:
+    """Create the schemas and tables that do not exist yet, in one transaction.
+
+    Two first runs at once would race on `create schema if not exists` (a unique violation in
+    the catalog): DDL runs under one lock, and a lost race is retried once.
+    """
+    for attempt in (1, 2):
+        try:
+            _create(warehouse, tables)
+            return
+        except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateObject):
+            if attempt == 2:
+                raise
+
+
+def _create(warehouse: WarehouseResource, tables: Sequence[TableSpec]) -> None:
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        if not warehouse.is_redshift:
+            serialize(cur, warehouse.dialect, "ddl")
+        for schema in sorted({t.schema for t in tables} | {ledger.AUDIT_SCHEMA}):
+            create_schema(cur, schema)
+        ledger.ensure_ledger(cur)
+        for table in tables:
+            cur.execute(table.create_statement(warehouse.dialect))
+        conn.commit()
+
+
+def create_schema(cur: Cursor, schema: str) -> None:
+    cur.execute(sql.SQL("create schema if not exists {}").format(checked_identifier(schema)))

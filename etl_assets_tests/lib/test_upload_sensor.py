@@ -1,0 +1,132 @@
+"""The upload sensor (on flights' upload prefix): one run per new object version, the newest only
+or every file, nothing skipped, nothing twice."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dagster import build_sensor_context
+
+from etl_assets.defs.flights import tables as t
+from etl_assets.defs.flights.assets import flights
+from etl_assets.defs.flights.sensors import flights_upload_sensor
+from etl_assets.lib import sensors
+from etl_assets.lib.sensors import UploadCursor, plan_tick, upload_sensor
+from etl_assets.loading.upload_queue import ensure_upload_queue
+from etl_assets.local import stack as local_stack
+from etl_assets.local.resources import bucket_for
+
+T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
+
+
+def obj(key: str, etag: str, at: datetime) -> dict:
+    return {"Key": t.UPLOAD_PREFIX + key, "ETag": f'"{etag}"', "LastModified": at}
+
+
+def tick(s3, cursor: str | None, sensor=flights_upload_sensor):
+    return sensor(build_sensor_context(cursor=cursor, resources={"s3": s3}))
+
+
+def test_objects_with_equal_timestamps_are_never_skipped() -> None:
+    first = plan_tick([obj("a.csv", "1", T0)], UploadCursor())
+    assert first.newest["Key"].endswith("a.csv")
+    # b.csv lands in the same second as a.csv, listed only at the next tick
+    second = plan_tick([obj("a.csv", "1", T0), obj("b.csv", "2", T0)], first.cursor)
+    assert second.newest["Key"].endswith("b.csv") and second.superseded == []
+    third = plan_tick([obj("a.csv", "1", T0), obj("b.csv", "2", T0)], second.cursor)
+    assert third.newest is None
+
+
+def test_several_uploads_between_ticks_load_the_newest_and_supersede_the_rest() -> None:
+    listed = [obj(f"u{i}.csv", str(i), T0 + timedelta(seconds=i)) for i in range(5)]
+    plan = plan_tick(listed, UploadCursor())
+    assert plan.newest["Key"].endswith("u4.csv")
+    assert plan.superseded == [t.UPLOAD_PREFIX + f"u{i}.csv" for i in range(4)]
+
+
+def test_an_overwrite_is_a_new_version_and_the_cursor_stays_bounded() -> None:
+    plan = plan_tick([obj("a.csv", "1", T0)], UploadCursor())
+    again = plan_tick([obj("a.csv", "2", T0 + timedelta(seconds=3))], plan.cursor)
+    assert again.newest["ETag"] == '"2"'
+    later = T0 + timedelta(hours=2)
+    far = plan_tick([obj("a.csv", "2", T0), obj("c.csv", "9", later)], again.cursor)
+    assert far.cursor.seen == {t.UPLOAD_PREFIX + "c.csv:9"}  # old versions age out
+    assert UploadCursor.parse(far.cursor.dump()) == far.cursor
+
+
+def test_every_file_policy_requests_each_new_version_in_landing_order() -> None:
+    listed = [obj(f"u{i}.csv", str(i), T0 + timedelta(seconds=4 - i)) for i in range(3)]
+    plan = plan_tick(listed, UploadCursor(), policy="every_file")
+    assert [o["Key"][-6:] for o in plan.requested] == ["u2.csv", "u1.csv", "u0.csv"]
+    assert plan.superseded == []
+    assert plan_tick(listed, plan.cursor, policy="every_file").requested == []
+
+
+def with_queue(stack, s3, s3_client, bucket: str):
+    """The landing bucket resource with a queue of the bucket's flights notifications."""
+    sqs = local_stack.aws_client(stack, "sqs")
+    url = ensure_upload_queue(s3_client, sqs, bucket, t.UPLOAD_PREFIX, f"q-{bucket}")
+    with_url = bucket_for(stack, bucket, upload_queues={"flights": url})
+    assert with_url.queue_url(t.UPLOAD_PREFIX) == url
+    return with_url
+
+
+@pytest.fixture(params=["queue", "listing"])
+def announced(request, stack, s3, s3_client, bucket):
+    """Both ways the sensor learns of uploads: the bucket's SQS notifications, or listing."""
+    return with_queue(stack, s3, s3_client, bucket) if request.param == "queue" else s3
+
+
+def test_sensor_requests_each_version_once_against_the_local_s3(
+    announced, s3_client, bucket
+) -> None:
+    s3 = announced
+    key = t.UPLOAD_PREFIX + "flights 2015.csv"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b"v1")
+    first = tick(s3, None)
+    (request,) = first.run_requests
+    etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    assert request.run_key == f"{key}:{etag}"
+    assert request.run_config["ops"]["flights__flights"]["config"]["key"] == key
+
+    repeat = tick(s3, first.cursor)
+    assert not repeat.run_requests  # the same notification twice: nothing new
+
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b"v2")
+    overwrite = tick(s3, repeat.cursor)
+    (request2,) = overwrite.run_requests
+    assert request2.run_key != request.run_key and request2.run_key.startswith(key + ":")
+
+    other = t.UPLOAD_PREFIX + "flights 2015 (2).csv"
+    s3_client.put_object(Bucket=bucket, Key=other, Body=b"v3")
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b"v4")
+    several = tick(s3, overwrite.cursor)
+    (request3,) = several.run_requests
+    assert request3.run_key.startswith(key + ":")
+    config = request3.run_config["ops"]["flights__flights"]["config"]
+    assert config["superseded"] == [other]
+    assert not tick(s3, several.cursor).run_requests
+
+
+def test_queue_ticks_do_not_list_the_prefix(s3, s3_client, bucket, stack, monkeypatch) -> None:
+    s3 = with_queue(stack, s3, s3_client, bucket)
+    first = tick(s3, None)  # the first tick lists (nothing there yet)
+    listings = []
+    monkeypatch.setattr(sensors, "get_objects", lambda *a, **k: listings.append(1) or [])
+    s3_client.put_object(Bucket=bucket, Key=t.UPLOAD_PREFIX + "new.csv", Body=b"x")
+    result = tick(s3, first.cursor)
+    assert [r.run_key.split(":")[0] for r in result.run_requests] == [t.UPLOAD_PREFIX + "new.csv"]
+    assert listings == []
+
+
+def test_every_file_sensor_starts_one_run_per_upload(s3, s3_client, bucket) -> None:
+    sensor = upload_sensor(flights, t.UPLOAD_PREFIX, policy="every_file", name="every_file")
+    for name in ["b.csv", "a.csv"]:
+        s3_client.put_object(Bucket=bucket, Key=t.UPLOAD_PREFIX + name, Body=name.encode())
+    first = tick(s3, None, sensor)
+    keys = [r.run_config["ops"]["flights__flights"]["config"]["key"] for r in first.run_requests]
+    assert sorted(keys) == [t.UPLOAD_PREFIX + "a.csv", t.UPLOAD_PREFIX + "b.csv"]
+    assert all(
+        not r.run_config["ops"]["flights__flights"]["config"]["superseded"]
+        for r in first.run_requests
+    )
+    assert not tick(s3, first.cursor, sensor).run_requests
