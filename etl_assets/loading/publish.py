@@ -3,7 +3,7 @@ caller commits).
 
 A whole-table replace (Replace, Snapshot) deletes the target's rows and fills the target
 itself: the blocking checks then read the rows this transaction wrote, which no one else sees
-until the commit. Measured on 5.8 M flights rows (issue 6): 8.1 s, against 6.8 s for the
+until the commit. Measured on a 5.8 M-row snapshot (issue 6): 8.1 s, against 6.8 s for the
 rename swap it replaces and 16.2 s for a temp shadow table copied in with INSERT ... SELECT.
 The other modes fill a temp shadow table and move its rows: a partition (DELETE of the
 partition's rows), append (INSERT), merge (DELETE ... USING the shadow, then INSERT).
