@@ -240,3 +240,41 @@ def test_csv_error_names_line_and_column(warehouse, s3_client, bucket):
             LoadTarget("public", "pairs"), list_objects(s3_client, bucket, "c/"), Csv()
         )
     assert (failure.value.key, failure.value.line, failure.value.column) == ("c/p.csv", 3, "delay")
+
+
+class SemicolonsToCommas:
+    """A converter for PostgreSQL too: a `;`-separated export rewritten as CSV."""
+
+    def applies_to(self, dialect: str) -> bool:
+        return True
+
+    def convert(self, s3_client, source):
+        from etl_assets.lib.converters import put_converted
+
+        body = s3_client.get_object(Bucket=source.bucket, Key=source.key)["Body"].read()
+        return put_converted(s3_client, source, body.replace(b";", b","))
+
+
+def test_a_converted_file_loads_and_the_ledger_and_errors_name_the_original(
+    warehouse, s3_client, bucket
+):
+    ensure_tables(warehouse, [])  # the ledger
+    warehouse.execute("create table public.pairs (code varchar(3), delay integer)")
+    s3_client.put_object(Bucket=bucket, Key="c/p.txt", Body=b"code;delay\nAA;5\nBB;7\n")
+    (source,) = list_objects(s3_client, bucket, "c/")
+    loader = ObjectLoader(warehouse, s3_client)
+    target = LoadTarget("public", "pairs")
+    result = loader.load(
+        target, [source], Csv(), rows_match_source(), converter=SemicolonsToCommas()
+    )
+    assert result.status == "published" and result.rows_published == 2
+    assert ledger(warehouse)[-1][:2] == ("c/p.txt", "loaded")
+    assert warehouse.query("select etag from etl_audit.file_ledger") == [(source.etag,)]
+
+    s3_client.put_object(Bucket=bucket, Key="c/p.txt", Body=b"code;delay\nAA;5\nBB;late\n")
+    (changed,) = list_objects(s3_client, bucket, "c/")
+    with pytest.raises(LoadError) as failure:
+        loader.load(target, [changed], Csv(), converter=SemicolonsToCommas())
+    assert (failure.value.key, failure.value.line, failure.value.column) == ("c/p.txt", 3, "delay")
+    assert "(in _converted/c/p.txt)" in str(failure.value)
+    assert ledger(warehouse)[-1][:2] == ("c/p.txt", "rejected")

@@ -268,6 +268,39 @@ def test_readers_of_tables_and_views_see_whole_snapshots_during_fifty_reloads(
     assert published(warehouse) == sizes[-1]
 
 
+def test_a_long_reader_neither_blocks_a_reload_nor_queues_other_readers(
+    loaded, warehouse, s3, s3_client, bucket, stack
+):
+    """A report transaction holding the table open: the reload publishes meanwhile, a new
+    reader sees the new rows at once, and the long reader keeps its snapshot."""
+    long_reader = psycopg2.connect(stack.dsn(), dbname=warehouse.database)
+    long_reader.set_session(isolation_level="REPEATABLE READ")
+    reload = None
+    try:
+        with long_reader.cursor() as cur:
+            cur.execute("select count(*) from flights.flights_reporting")
+            assert cur.fetchone() == (40,)
+            key = upload_flights(s3_client, bucket, "while reading.csv", 25, seed=9)
+            etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+            results = []
+            reload = threading.Thread(
+                target=lambda: results.append(
+                    run(warehouse, s3, selection=[flights], config={"key": key, "etag": etag})
+                )
+            )
+            reload.start()
+            reload.join(timeout=60)
+            assert not reload.is_alive(), "the reload waited for the long reader"
+            assert results[0].success, failure_message(results[0])
+            assert published(warehouse) == 25  # a new reader: not queued, the new snapshot
+            cur.execute("select count(*) from flights.flights_reporting")
+            assert cur.fetchone() == (40,)  # the long reader: still its own snapshot
+    finally:
+        long_reader.close()
+        if reload is not None:
+            reload.join()
+
+
 def test_a_view_is_replaced_only_when_its_sql_changed(loaded, warehouse, s3):
     from etl_assets.defs.flights.assets import flights_reporting
 
