@@ -220,7 +220,7 @@ def _reference_check(table: TableSpec, reference: Reference) -> AssetChecksDefin
         asset=asset_key(table),
         name=CheckNames.references(reference),
         additional_deps=[AssetKey([to_schema, to_table])],
-        description=f"Every {columns} is a {reference.to_column} of {reference.to_table}"
+        description=f"Every {columns} is found in {reference.to_table} ({reference.to_column})"
         + (" (WARN: lists unknown values)" if severity == AssetCheckSeverity.WARN else "."),
         blocking=False,
     )
