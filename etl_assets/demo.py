@@ -6,9 +6,16 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import AssetCheckSeverity, AssetSelection, DagsterInstance, materialize
+from dagster import (
+    AssetCheckSeverity,
+    AssetSelection,
+    DagsterInstance,
+    build_sensor_context,
+    materialize,
+)
 from psycopg2 import sql
 
 from etl_assets import domains
@@ -25,6 +32,7 @@ class Report:
     tables: dict[str, int] = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
     dagster_overhead_s: float = 0.0
 
@@ -38,6 +46,7 @@ class Report:
             "checks": self.checks,
             "elapsed_s": round(self.elapsed_s, 3),
             "skipped": self.skipped,
+            "refused": self.refused,
             "dagster_overhead_s": round(self.dagster_overhead_s, 3),
         }
 
@@ -48,6 +57,7 @@ def run_demo(data_dir: Path | None) -> Report:
     stack = local_stack.up(upload_prefixes=domains.upload_prefixes())
     warehouse, bucket = warehouse_for(stack), bucket_for(stack)
     report = Report()
+    since = datetime.now(UTC).replace(tzinfo=None)
     with tempfile.TemporaryDirectory(prefix="etl-assets-sample-") as generated:
         if data_dir is None:
             data_dir = Path(generated)
@@ -59,37 +69,61 @@ def run_demo(data_dir: Path | None) -> Report:
             if not folder.is_dir():
                 report.skipped.append(domain.name)
                 continue
-            reset_domain(warehouse, bucket.get_client(), bucket.bucket, domain.name)
+            reset_domain(warehouse, bucket.get_client(), bucket.bucket, domain)
             run_domain(report, domain, warehouse, bucket, folder)
+            report.refused += refused_since(warehouse, domain.name, since)
     report.elapsed_s = time.perf_counter() - started
     return report
 
 
-def reset_domain(warehouse: WarehouseResource, s3_client, bucket: str, domain: str) -> None:
+def reset_domain(warehouse: WarehouseResource, s3_client, bucket: str, domain: Domain) -> None:
     """The demo starts from nothing: the domain's objects, tables and ledger rows go."""
     paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{domain}/"):
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{domain.name}/"):
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             s3_client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    discovered = domain.discovered_tables(warehouse) if domain.discovered_tables else []
     with warehouse.get_connection() as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(domain)))
+        for name in discovered:
+            cur.execute(sql.SQL("drop table if exists {}").format(table_ref(*name.split("."))))
+        cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(domain.name)))
         cur.execute("select to_regclass('etl_audit.file_ledger') is not null")
         if cur.fetchone()[0]:
             cur.execute(
-                "delete from etl_audit.file_ledger where target_table like %s", (f"{domain}.%",)
+                "delete from etl_audit.file_ledger where target_table like %s"
+                " or object_key like %s",
+                (f"{domain.name}.%", f"{domain.name}/%"),
             )
         conn.commit()
 
 
-def upload_folder(domain: Domain, s3_client, bucket: str, folder: Path) -> list[str]:
-    """Upload every file under the domain's data folder to the key the domain gives it."""
+def refused_since(warehouse: WarehouseResource, domain: str, since: datetime) -> list[dict]:
+    """Every file of the domain the ledger recorded as rejected during this demo."""
+    rows = warehouse.query(
+        "select object_key, error from etl_audit.file_ledger where status = 'rejected'"
+        " and object_key like %s and recorded_at >= %s order by recorded_at, object_key",
+        (f"{domain}/%", since),
+    )
+    return [{"key": key, "reason": reason or ""} for key, reason in rows]
+
+
+def upload_files(
+    domain: Domain, s3_client, bucket: str, folder: Path, relative_paths: list[str]
+) -> list[str]:
+    """Upload files of the domain's data folder, in the order given, to the domain's keys."""
     keys = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = domain.key_for(path.relative_to(folder).as_posix())
-        s3_client.upload_file(str(path), bucket, key)
+    for relative in relative_paths:
+        key = domain.key_for(relative)
+        s3_client.upload_file(str(folder / relative), bucket, key)
         keys.append(key)
     return keys
+
+
+def upload_folder(domain: Domain, s3_client, bucket: str, folder: Path) -> list[str]:
+    """Upload every file under the domain's data folder to the key the domain gives it."""
+    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return upload_files(domain, s3_client, bucket, folder, paths)
 
 
 def run_domain(
@@ -99,20 +133,74 @@ def run_domain(
     bucket: LandingBucketResource,
     folder: Path,
 ) -> None:
-    """Upload the domain's files, materialize its group with every check, count its tables."""
+    """Upload the domain's files group by group and run it after each group (its group of
+    assets with every check, or the runs its upload sensors request); count its tables."""
     from etl_assets.definitions import defs
 
-    keys = upload_folder(domain, bucket.get_client(), bucket.bucket, folder)
+    instance = _instance()
+    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    cursors: dict[str, str | None] = {}
+    for group in domain.upload_groups(paths):
+        keys = upload_files(domain, bucket.get_client(), bucket.bucket, folder, group)
+        resources = {"warehouse": warehouse, "s3": bucket}
+        if domain.runs_by_sensor:
+            results = _sensor_runs(defs, domain, resources, instance, cursors)
+        else:
+            results = [_materialize_group(defs, domain, resources, instance, keys)]
+        for result, wall in results:
+            _account(report, result, wall)
+    report.tables.update(table_counts(warehouse, domain.tables))
+    report.tables.update(view_counts(warehouse, domain.name, domain.views))
+    if domain.discovered_tables:
+        discovered = [name.split(".") for name in domain.discovered_tables(warehouse)]
+        report.tables.update(counts_of(warehouse, discovered))
+
+
+def _materialize_group(defs, domain: Domain, resources: dict, instance, keys: list[str]):
     started = time.perf_counter()
     result = materialize(
         [*defs.assets, *defs.asset_checks],
         selection=AssetSelection.groups(domain.name),
-        resources={"warehouse": warehouse, "s3": bucket},
-        instance=_instance(),
+        resources=resources,
+        instance=instance,
         tags=domain.run_tags(keys),
         raise_on_error=False,
     )
-    wall = time.perf_counter() - started
+    return result, time.perf_counter() - started
+
+
+def _sensor_runs(defs, domain: Domain, resources: dict, instance, cursors: dict) -> list:
+    """Evaluate the domain's sensors as the daemon would and execute what they request."""
+    results = []
+    group = {a.key for a in defs.assets if domain.name in a.group_names_by_key.values()}
+    for sensor_def in defs.sensors:
+        targets = set(sensor_def.job.selection.resolve(defs.assets)) & group
+        if not targets:
+            continue
+        context = build_sensor_context(
+            instance=instance, cursor=cursors.get(sensor_def.name), resources=resources
+        )
+        tick = sensor_def(context)
+        cursors[sensor_def.name] = tick.cursor
+        for request in tick.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        for request in tick.run_requests or []:
+            started = time.perf_counter()
+            result = materialize(
+                [*defs.assets, *defs.asset_checks],
+                selection=AssetSelection.assets(*targets),
+                resources=resources,
+                instance=instance,
+                partition_key=request.partition_key,
+                run_config=request.run_config,
+                tags=request.tags,
+                raise_on_error=False,
+            )
+            results.append((result, time.perf_counter() - started))
+    return results
+
+
+def _account(report: Report, result, wall: float) -> None:
     step_time = sum(
         e.event_specific_data.duration_ms / 1000
         for e in result.all_events
@@ -120,8 +208,6 @@ def run_domain(
     )
     report.dagster_overhead_s += max(0.0, wall - step_time)
     _collect_checks(report, result)
-    report.tables.update(table_counts(warehouse, domain.tables))
-    report.tables.update(view_counts(warehouse, domain.name, domain.views))
 
 
 def _instance() -> DagsterInstance:
@@ -147,7 +233,7 @@ def _collect_checks(report: Report, result) -> None:
             }
         )
     for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
+        if event.event_type_value == "STEP_FAILURE" and not _only_refusals(event):
             error = event.event_specific_data.error
             report.checks.append(
                 {
@@ -158,6 +244,13 @@ def _collect_checks(report: Report, result) -> None:
                     "detail": _failure_text(error),
                 }
             )
+
+
+def _only_refusals(event) -> bool:
+    """A run that applied what it could and failed only to show refused files (listed under
+    `refused`, from the ledger): not a failed check."""
+    failure = event.event_specific_data.user_failure_data
+    return failure is not None and "refused" in (failure.metadata or {})
 
 
 def _failure_text(error) -> str:
@@ -183,13 +276,19 @@ def view_counts(warehouse: WarehouseResource, schema: str, views: list[str]) -> 
 
 
 def table_counts(warehouse: WarehouseResource, tables) -> dict[str, int]:
+    return counts_of(warehouse, [(t.schema, t.name) for t in tables])
+
+
+def counts_of(warehouse: WarehouseResource, names) -> dict[str, int]:
+    """`schema.table` -> rows, for those of the (schema, table) pairs that exist."""
     counts = {}
     with warehouse.get_connection() as conn, conn.cursor() as cur:
-        for table in tables:
-            cur.execute("select to_regclass(%s) is not null", (table.ref.as_string(cur),))
+        for schema, table in names:
+            ref = table_ref(schema, table)
+            cur.execute("select to_regclass(%s) is not null", (ref.as_string(cur),))
             if cur.fetchone()[0]:
-                cur.execute(sql.SQL("select count(*) from {}").format(table.ref))
-                counts[table.qualified] = cur.fetchone()[0]
+                cur.execute(sql.SQL("select count(*) from {}").format(ref))
+                counts[f"{schema}.{table}"] = cur.fetchone()[0]
     return counts
 
 
@@ -201,6 +300,9 @@ def format_report(report: Report) -> str:
         mark = "PASS" if check["passed"] else f"FAIL ({check['severity']})"
         lines.append(f"  {mark:<13} {check['asset']} :: {check['check']}")
         lines.append(f"                {check['detail']}")
+    if report.refused:
+        lines += ["", "Refused files", "-------------"]
+        lines += [f"  {r['key']}\n                {r['reason']}" for r in report.refused]
     if report.skipped:
         lines += ["", "Skipped (no data folder): " + ", ".join(report.skipped)]
     verdict = "FAILED" if report.failed_errors else "OK"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    build_sensor_context,
+    materialize,
+)
 
 from etl_assets.definitions import defs
 
@@ -18,6 +24,7 @@ def materialize_group(
     run_config: dict | None = None,
     tags: dict | None = None,
     instance: DagsterInstance | None = None,
+    partition_key: str | None = None,
 ) -> ExecuteInProcessResult:
     """Materialize a domain's assets (or `selection` of them) with their checks."""
     return materialize(
@@ -27,6 +34,7 @@ def materialize_group(
         instance=instance or DagsterInstance.ephemeral(),
         run_config=run_config,
         tags=tags,
+        partition_key=partition_key,
         raise_on_error=False,
     )
 
@@ -41,3 +49,29 @@ def check_results(result) -> dict[tuple[str, str], bool]:
 def failure_message(result) -> str:
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     return failure.event_specific_data.error.to_string()
+
+
+def sensor_tick_and_runs(
+    sensor_name: str, warehouse, s3, instance: DagsterInstance, cursor: str | None = None
+) -> tuple[list[ExecuteInProcessResult], str | None]:
+    """One tick of a code-location sensor, as the daemon would run it, then each run it asks
+    for (new dynamic partitions added first). Returns the runs' results and the new cursor."""
+    sensor_def = next(s for s in defs.sensors if s.name == sensor_name)
+    resources = {"warehouse": warehouse, "s3": s3}
+    tick = sensor_def(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    for request in tick.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    targets = sensor_def.job.selection.resolve(defs.assets)
+    results = [
+        materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=AssetSelection.assets(*targets),
+            resources=resources,
+            instance=instance,
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            raise_on_error=False,
+        )
+        for request in tick.run_requests or []
+    ]
+    return results, tick.cursor

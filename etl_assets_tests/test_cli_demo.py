@@ -17,7 +17,7 @@ DEMO_TABLES = {
 } | {
     f"flights.{t}"
     for t in ["airlines", "airports", "flights", "flights_reporting", "delayed_flights_agg"]
-}
+} | {"landing.tables", "dev.users", "dev.events"}
 
 
 def etl_assets(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -51,6 +51,15 @@ def test_demo_json_report_on_generated_data(home: Path) -> None:
     assert {"asset", "check", "passed", "severity", "detail"} <= set(report["checks"][0])
     assert report["elapsed_s"] > 0
     assert report["skipped"] == []
+    # the landing sample's refused file: its key and the reason
+    assert report["refused"] == [
+        {
+            "key": "landing/dev/truncate/events/02_reset.csv",
+            "reason": "landing/dev/truncate/events/02_reset.csv: action truncate is not allowed"
+            " for dev.events (allowed_operations: append, schema)",
+        }
+    ]
+    assert report["tables"]["dev.users"] == 3 and report["tables"]["landing.tables"] == 2
 
 
 def test_demo_exits_non_zero_when_an_error_check_fails(home: Path, tmp_path: Path) -> None:
@@ -71,14 +80,14 @@ def test_demo_exits_non_zero_when_an_error_check_fails(home: Path, tmp_path: Pat
     drift = next(c for c in failed if c["check"] == "no_source_key_drift")
     assert drift["asset"] == "sparkify/staging_events" and drift["severity"] == "ERROR"
     assert "2018-11-02-events.json" in drift["detail"] and "surprise" in drift["detail"]
-    assert report["skipped"] == ["flights"]  # no flights folder in this data
+    assert report["skipped"] == ["flights", "landing"]  # no folders for them in this data
 
 
 def test_absent_domain_folders_are_reported_as_skipped(home: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     done = etl_assets(home, "demo", "--data", str(tmp_path / "empty"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout)["skipped"] == ["flights", "sparkify"]
+    assert json.loads(done.stdout)["skipped"] == ["flights", "landing", "sparkify"]
 
 
 def test_up_is_idempotent_and_down_stops(home: Path) -> None:

@@ -219,7 +219,7 @@ def emit_load_result(
             + " | ".join(failed),
         )
     metadata = load_metadata(result, extra_metadata)
-    metadata["dagster/column_schema"] = column_schema(warehouse, table)
+    metadata["dagster/column_schema"] = column_schema(warehouse, table.schema, table.name)
     yield MaterializeResult(asset_key=key, metadata=metadata)
 
 
@@ -241,11 +241,11 @@ def load_metadata(result: LoadResult, extra: dict | None = None) -> dict:
     return {k: v for k, v in metadata.items() if v is not None}
 
 
-def column_schema(warehouse: WarehouseResource, table: TableSpec) -> TableSchema:
+def column_schema(warehouse: WarehouseResource, schema: str, table: str) -> TableSchema:
     rows = warehouse.query(
         "select column_name, data_type, is_nullable from information_schema.columns"
         " where table_schema = %s and table_name = %s order by ordinal_position",
-        (table.schema, table.name),
+        (schema, table),
     )
     return TableSchema(
         columns=[

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl_assets.loading.tables import TableSpec
+from etl_assets.resources.warehouse import WarehouseResource
 
 
 def _same_path(domain: str) -> Callable[[str], str]:
@@ -31,6 +32,15 @@ class Domain:
     object_key: Callable[[str], str] | None = None
     # the keys the demo uploaded -> tags for the demo's run (e.g. the partition range)
     run_tags: Callable[[Sequence[str]], dict[str, str]] = field(default=lambda keys: {})
+    # a data folder's relative paths -> the groups the demo uploads and runs one after another
+    upload_groups: Callable[[Sequence[str]], list[list[str]]] = field(
+        default=lambda paths: [sorted(paths)]
+    )
+    # the demo starts this domain's runs as production does: by evaluating its upload sensors
+    # and executing their run requests (for assets partitioned by what lands)
+    runs_by_sensor: bool = False
+    # tables found at run time (qualified names), reported beside `tables`
+    discovered_tables: Callable[[WarehouseResource], list[str]] | None = None
 
     def key_for(self, relative_path: str) -> str:
         return (self.object_key or _same_path(self.name))(relative_path)

@@ -8,8 +8,11 @@ newest of the versions that arrived between two ticks and records the others as 
 in landing order.
 """
 
+import hashlib
 import json
 import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -17,6 +20,7 @@ from typing import Literal
 from dagster import (
     AssetsDefinition,
     DefaultSensorStatus,
+    DynamicPartitionsDefinition,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -26,9 +30,11 @@ from dagster import (
 )
 from dagster_aws.s3.sensor import get_objects
 
-from etl_assets.loading import upload_queue
+from etl_assets.loading import ledger, upload_queue
+from etl_assets.loading.ledger import SourceObject
+from etl_assets.loading.tables import ensure_tables
 from etl_assets.resources.landing_bucket import LandingBucketResource
-from etl_assets.resources.warehouse import uses_local_stack
+from etl_assets.resources.warehouse import WarehouseResource, uses_local_stack
 
 # LastModified has one-second resolution and listings can lag: look back this far each tick
 # and tell old from new by the versions already requested (never by `since_key`, dagster
@@ -200,3 +206,98 @@ def _announced_or_listed(
     )
     state.listed_at = now
     return listed, receipts
+
+
+def routed_upload_sensor(
+    target: AssetsDefinition,
+    prefix: str,
+    partitions: DynamicPartitionsDefinition,
+    route: Callable[[str], str],
+    *,
+    name: str | None = None,
+) -> SensorDefinition:
+    """A sensor for an asset partitioned by where each file goes (`route(key)` -> partition,
+    or ValueError naming why the key cannot be routed). Every new version is handled once, in
+    landing order: one run per partition with all of that partition's new versions; a new
+    partition is added in the same tick; an unroutable key is recorded in the ledger as
+    rejected with the reason (there is no run to show it)."""
+    op_name = target.op.name
+
+    @sensor(
+        name=name or f"{op_name}_upload_sensor",
+        target=[target],
+        minimum_interval_seconds=sensor_interval_s(prefix),
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Routes every new object version under {prefix} to its partition of "
+        f"{target.key.to_user_string()}: one run per partition, files in landing order.",
+    )
+    def _sensor(
+        context: SensorEvaluationContext, s3: LandingBucketResource, warehouse: WarehouseResource
+    ) -> SensorResult:
+        state = UploadCursor.parse(context.cursor)
+        listed, receipts = _announced_or_listed(state, s3, prefix)
+        plan = plan_tick(listed, state, "every_file")
+        routed, refused = route_versions(plan.requested, route, s3.bucket)
+        if refused:
+            record_unroutable(warehouse, refused, context.log)
+        if receipts:
+            upload_queue.delete(s3.get_sqs_client(), s3.queue_url(prefix), receipts)
+        known = set(context.instance.get_dynamic_partitions(partitions.name))
+        new_partitions = [p for p in routed if p not in known]
+        runs = [_partition_run(op_name, p, versions) for p, versions in routed.items()]
+        requests = [partitions.build_add_request(new_partitions)] if new_partitions else []
+        if not runs:
+            return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
+        return SensorResult(
+            run_requests=runs, dynamic_partitions_requests=requests, cursor=plan.cursor.dump()
+        )
+
+    return _sensor
+
+
+def route_versions(
+    uploads: list[dict], route: Callable[[str], str], bucket: str
+) -> tuple[dict[str, list[dict]], list[tuple[SourceObject, str]]]:
+    """Partition -> its new versions in landing order; and the versions no partition takes."""
+    routed: dict[str, list[dict]] = {}
+    refused: list[tuple[SourceObject, str]] = []
+    for upload in uploads:
+        try:
+            routed.setdefault(route(upload["Key"]), []).append(upload)
+        except ValueError as error:
+            source = SourceObject(
+                bucket,
+                upload["Key"],
+                upload["ETag"].strip('"'),
+                upload.get("Size", 0),
+                upload["LastModified"],
+            )
+            refused.append((source, f"{upload['Key']}: {error}"))
+    return routed, refused
+
+
+def record_unroutable(warehouse: WarehouseResource, refused, log) -> None:
+    ensure_tables(warehouse, [])  # the ledger
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        for source, reason in refused:
+            log.warning(f"refused {reason}")
+            ledger.record(
+                cur,
+                [ledger.LedgerEntry(source, ledger.REJECTED, error=reason)],
+                load_id=str(uuid.uuid4()),
+                target_table="(unroutable)",
+                partition_key=None,
+                run_id=None,
+            )
+        conn.commit()
+
+
+def _partition_run(op_name: str, partition: str, versions: list[dict]) -> RunRequest:
+    files = [{"key": v["Key"], "etag": v["ETag"].strip('"')} for v in versions]
+    fingerprint = hashlib.sha1(json.dumps(files).encode()).hexdigest()[:16]
+    return RunRequest(
+        run_key=f"{partition}:{fingerprint}",
+        partition_key=partition,
+        run_config={"ops": {op_name: {"config": {"files": files}}}},
+        tags={"etl_assets/files": str(len(files))},
+    )

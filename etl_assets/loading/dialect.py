@@ -98,15 +98,25 @@ def redshift_copy(
     pick up any other key that happens to start with it.
     """
     return sql.SQL(
-        "COPY {target} FROM {manifest} IAM_ROLE {role} {fmt} REGION {region} MANIFEST"
+        "COPY {target}{columns} FROM {manifest} IAM_ROLE {role} {fmt} REGION {region} MANIFEST"
         " COMPUPDATE OFF STATUPDATE OFF"
     ).format(
         target=target,
+        columns=column_list(file_format),
         manifest=sql.Literal(manifest_url),
         role=sql.Literal(iam_role),
         fmt=_redshift_format(file_format, bucket),
         region=sql.Literal(region),
     )
+
+
+def column_list(file_format: FileFormat) -> sql.Composable:
+    """` (a, b, c)` when a CSV names the columns its fields fill (COPY's column list:
+    https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-column-mapping.html)."""
+    if not isinstance(file_format, Csv) or file_format.columns is None:
+        return sql.SQL("")
+    names = sql.SQL(", ").join(checked_identifier(c) for c in file_format.columns)
+    return sql.SQL(" ({})").format(names)
 
 
 def _redshift_format(file_format: FileFormat, bucket: str) -> sql.Composable:

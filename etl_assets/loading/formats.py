@@ -44,10 +44,13 @@ class Csv:
     """Comma-separated values with one header line; empty fields load as NULL.
 
     With `expected_header`, a file whose first line differs is refused before any row loads.
+    With `columns`, the file's fields fill these columns, in this order (the others load NULL);
+    without, the table's columns in table order.
     """
 
     header: bool = True
     expected_header: str | None = None
+    columns: tuple[str, ...] | None = None
 
 
 FileFormat = JsonPaths | JsonAuto | Csv

@@ -76,15 +76,22 @@ def loaded_versions(
     cur: Cursor, target_table: str, objects: Iterable[SourceObject]
 ) -> set[tuple[str, str, str]]:
     """Which of these object versions were already loaded into the table (append, merge)."""
+    return recorded_versions(cur, target_table, objects, LOADED)
+
+
+def recorded_versions(
+    cur: Cursor, target_table: str, objects: Iterable[SourceObject], status: str | None = None
+) -> set[tuple[str, str, str]]:
+    """Which of these object versions the ledger has a row for (with `status`, or any)."""
     keys = sorted({o.key for o in objects})
     if not keys:
         return set()
     cur.execute(
         sql.SQL(
             "select distinct bucket, object_key, etag from {} where target_table = %s"
-            " and status = %s and object_key in %s"
+            " and object_key in %s and status = coalesce(%s, status)"
         ).format(LEDGER),
-        (target_table, LOADED, tuple(keys)),
+        (target_table, tuple(keys), status),
     )
     return {(b, k, e) for b, k, e in cur.fetchall()}
 

@@ -299,6 +299,12 @@ class ObjectLoader:
         ]
         self._record_alone(entries, target, load_id)
 
+    def record_refusal(self, target: LoadTarget, source: SourceObject, reason: str) -> None:
+        """A file refused before any load (its route, its contract, its header): the ledger
+        records it as rejected with the reason."""
+        entry = LedgerEntry(source, ledger.REJECTED, error=reason)
+        self._record_alone([entry], target, str(uuid.uuid4()))
+
     def _record_alone(self, entries: list[LedgerEntry], target: LoadTarget, load_id: str) -> None:
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
             self._record(cur, entries, target, load_id)

@@ -17,6 +17,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading.csv_stream import CountingReader, CsvHeaderReader
+from etl_assets.loading.dialect import column_list
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
@@ -86,7 +87,9 @@ def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[st
 def _copy_csv(
     cur: Cursor, s3_client, shadow: sql.Identifier, obj: SourceObject, file_format: Csv
 ) -> LoadedFile:
-    statement = sql.SQL("copy {} from stdin with (format csv)").format(shadow)
+    statement = sql.SQL("copy {}{} from stdin with (format csv)").format(
+        shadow, column_list(file_format)
+    )
     body = open_body(s3_client, obj)
     try:
         if file_format.header:

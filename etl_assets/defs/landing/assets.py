@@ -1,0 +1,149 @@
+"""The landing zone: one asset, partitioned by landing table (`<db>.<table>`), whose runs apply
+that table's landed files in landing order.
+
+Dagster's definitions are static, and landing tables appear whenever someone uploads a schema
+file. Dynamic partitions keyed by table follow them with no reload of the code location and no
+warehouse query while it loads: the upload sensor adds a table's partition in the tick that
+first sees one of its files. Each partition's materializations carry that table's row count,
+declared column schema and the files the run applied."""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    DynamicPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from psycopg2 import sql
+from pydantic import Field
+
+from etl_assets.defs.landing.apply import Landed, TableRun, apply_files
+from etl_assets.defs.landing.keys import PREFIX, LandingKey, RoutingError, parse_key
+from etl_assets.lib.assets import column_schema
+from etl_assets.loading import ledger
+from etl_assets.loading.dialect import table_ref
+from etl_assets.loading.ledger import SourceObject
+from etl_assets.loading.sources import list_objects
+from etl_assets.resources.landing_bucket import LandingBucketResource
+from etl_assets.resources.warehouse import WarehouseResource
+
+LANDING_TABLES = DynamicPartitionsDefinition(name="landing_tables")
+
+
+class LandedVersion(Config):
+    key: str
+    etag: str
+
+
+class LandedFiles(Config):
+    """The versions to apply, in landing order (the sensor's request); empty = every version
+    of the table's files not in the ledger yet."""
+
+    files: list[LandedVersion] = Field(default_factory=list)
+
+
+def route(key: str) -> str:
+    """The partition a key goes to; ValueError (RoutingError) says why it cannot."""
+    return parse_key(key).qualified
+
+
+@asset(
+    key=AssetKey(["landing", "tables"]),
+    group_name="landing",
+    partitions_def=LANDING_TABLES,
+    kinds={"s3", "sql"},
+    pool="landing.tables",
+)
+def landing_tables(
+    context: AssetExecutionContext,
+    config: LandedFiles,
+    warehouse: WarehouseResource,
+    s3: LandingBucketResource,
+) -> Iterator[MaterializeResult]:
+    """Every landing table `<db>.<table>` (one partition each): files landed under
+    `landing/<db>/<action>/<table>/` applied in landing order: `schema` creates or evolves the
+    table from its JSON contract, `append` adds a CSV's rows, `truncate` replaces them,
+    `upsert` merges them on the primary key. Refused files fail the run with their reasons;
+    what was published stays."""
+    client = s3.get_client()
+    landed = _landed(warehouse, client, s3.bucket, context.partition_key, config)
+    run = apply_files(warehouse, client, landed, context.run.run_id)
+    db, table = context.partition_key.split(".", 1)
+    if _exists(warehouse, db, table):
+        yield MaterializeResult(metadata=_metadata(warehouse, db, table, run))
+    if run.refused:
+        raise Failure(
+            description=f"{len(run.refused)} file(s) refused for {run.table}: "
+            + " | ".join(o.detail for o in run.refused),
+            metadata={"refused": MetadataValue.md(_files_table(run))},
+        )
+
+
+def _landed(
+    warehouse: WarehouseResource, s3_client, bucket: str, partition: str, config: LandedFiles
+) -> list[Landed]:
+    db, table = partition.split(".", 1)
+    listed = [
+        o for o in list_objects(s3_client, bucket, f"{PREFIX}{db}/") if _routes_to(o, partition)
+    ]
+    if config.files:
+        wanted = {(f.key, f.etag) for f in config.files}
+        chosen = [o for o in listed if (o.key, o.etag) in wanted]
+        order = {(f.key, f.etag): i for i, f in enumerate(config.files)}
+        chosen.sort(key=lambda o: order[(o.key, o.etag)])
+    else:
+        with warehouse.get_connection() as conn, conn.cursor() as cur:
+            seen = ledger.recorded_versions(cur, partition, listed)
+        chosen = sorted(
+            (o for o in listed if o.version not in seen), key=lambda o: (o.last_modified, o.key)
+        )
+    landed = [Landed(o, parse_key(o.key)) for o in chosen]
+    # LastModified has one-second resolution: a schema file and the data it declares, landed
+    # in the same second, apply schema first (a stable sort keeps the order otherwise)
+    return sorted(
+        landed, key=lambda item: (item.source.last_modified, item.route.action != "schema")
+    )
+
+
+def _routes_to(source: SourceObject, partition: str) -> bool:
+    try:
+        return route(source.key) == partition
+    except RoutingError:
+        return False
+
+
+def _exists(warehouse: WarehouseResource, db: str, table: str) -> bool:
+    return bool(
+        warehouse.query(
+            "select count(*) from information_schema.tables where table_schema = %s"
+            " and table_name = %s",
+            (db, table),
+        )[0][0]
+    )
+
+
+def _metadata(warehouse: WarehouseResource, db: str, table: str, run: TableRun) -> dict:
+    (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table_ref(db, table)))[0]
+    return {
+        "dagster/row_count": rows,
+        "dagster/column_schema": column_schema(warehouse, db, table),
+        "files": MetadataValue.md(_files_table(run)),
+        "files_loaded": sum(o.status == "loaded" for o in run.outcomes),
+        "files_refused": len(run.refused),
+    }
+
+
+def _files_table(run: TableRun) -> str:
+    lines = ["| file | status | rows | detail |", "|---|---|---|---|"]
+    for o in run.outcomes:
+        detail = o.detail.replace("|", "/")
+        lines.append(f"| `{o.key}` | {o.status} | {'' if o.rows is None else o.rows} | {detail} |")
+    return "\n".join(lines)
+
+
+__all__ = ["LANDING_TABLES", "LandingKey", "landing_tables", "route"]

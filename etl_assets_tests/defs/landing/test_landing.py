@@ -1,0 +1,182 @@
+"""The landing zone on the real stack, driven as in production: files land in the bucket, the
+landing sensor ticks, its runs apply each table's files in landing order."""
+
+import json
+
+import pytest
+from dagster import DagsterInstance
+
+from etl_assets.defs.landing.sample_data import EVOLUTION, FILES, USERS_V1
+from etl_assets_tests.helpers import sensor_tick_and_runs
+
+SENSOR = "landing_upload_sensor"
+
+
+@pytest.fixture
+def instance():
+    return DagsterInstance.ephemeral()
+
+
+def land(s3_client, bucket: str, files: dict[str, str]) -> None:
+    """Upload in key order, schema files first (the demo's order)."""
+    for name in sorted(files, key=lambda n: (n.split("/")[1] != "schema", n)):
+        s3_client.put_object(Bucket=bucket, Key=f"landing/{name}", Body=files[name].encode())
+
+
+def tick(warehouse, s3, instance, cursor=None):
+    return sensor_tick_and_runs(SENSOR, warehouse, s3, instance, cursor)
+
+
+def users(warehouse) -> list[tuple]:
+    return warehouse.query("select user_id, name, level from dev.users order by user_id")
+
+
+def ledger(warehouse, key_part: str) -> list[tuple]:
+    return warehouse.query(
+        "select status, error from etl_audit.file_ledger where object_key like %s"
+        " order by recorded_at",
+        (f"%{key_part}%",),
+    )
+
+
+@pytest.fixture
+def declared(warehouse, s3, s3_client, bucket, instance):
+    """dev.users and dev.events declared and loaded from the sample's first files."""
+    land(s3_client, bucket, FILES)
+    results, cursor = tick(warehouse, s3, instance)
+    return results, cursor
+
+
+def test_sample_files_apply_in_landing_order(declared, warehouse) -> None:
+    results, _ = declared
+    by_table = {r.dagster_run.tags["dagster/partition"]: r for r in results}
+    assert set(by_table) == {"dev.users", "dev.events"}
+    assert by_table["dev.users"].success
+    # appends (any column order), then the upsert: Ada promoted, Barbara added
+    assert users(warehouse) == [
+        (1, "Ada", "paid"),
+        (2, "Grace", "paid"),
+        (3, "Alan", "free"),
+        (4, "Edsger", "paid"),
+        (5, "Barbara", "free"),
+    ]
+    (materialization,) = by_table["dev.users"].get_asset_materialization_events()
+    metadata = materialization.materialization.metadata
+    assert metadata["dagster/row_count"].value == 5
+    columns = [c.name for c in metadata["dagster/column_schema"].value.columns]
+    assert columns == ["user_id", "name", "level"]
+    # events allow append and schema only: the truncate is refused, the run says so
+    assert not by_table["dev.events"].success
+    assert warehouse.query("select count(*) from dev.events") == [(3,)]
+    ((status, error),) = ledger(warehouse, "truncate/events/02_reset.csv")
+    assert status == "rejected" and "action truncate is not allowed for dev.events" in error
+
+
+def test_schema_evolution_then_truncate(declared, warehouse, s3, s3_client, bucket, instance):
+    _, cursor = declared
+    land(s3_client, bucket, EVOLUTION)
+    results, _ = tick(warehouse, s3, instance, cursor)
+    assert [r.success for r in results] == [True]
+    columns = warehouse.query(
+        "select column_name, data_type, character_maximum_length, is_nullable"
+        " from information_schema.columns where table_schema = 'dev' and table_name = 'users'"
+        " order by ordinal_position"
+    )
+    assert columns == [
+        ("user_id", "integer", None, "NO"),
+        ("name", "character varying", 40, "NO"),
+        ("level", "character varying", 8, "YES"),
+        ("city", "character varying", 30, "YES"),
+    ]
+    assert warehouse.query("select user_id, name, city from dev.users order by 1") == [
+        (1, "Ada Lovelace", "London"),
+        (2, "Grace Hopper", "New York"),
+    ]
+
+
+def test_the_same_files_again_add_nothing(declared, warehouse, s3, instance) -> None:
+    """A second tick from an empty cursor re-lists every file, as a duplicated notification or
+    a lost cursor would: every version is already in the ledger."""
+    before = users(warehouse)
+    ledger_rows = warehouse.query("select count(*) from etl_audit.file_ledger")
+    results, _ = tick(warehouse, s3, instance, cursor=None)
+    assert users(warehouse) == before
+    assert warehouse.query("select count(*) from dev.events") == [(3,)]
+    loaded = warehouse.query(
+        "select object_key, count(*) from etl_audit.file_ledger where status = 'loaded'"
+        " group by 1 having count(*) > 1"
+    )
+    assert loaded == []
+    assert results  # the runs happened and found nothing new
+    assert warehouse.query("select count(*) from etl_audit.file_ledger")[0][0] >= ledger_rows[0][0]
+
+
+BAD_FILES = {
+    "dev/append/orders/01.csv": ("order_id\n1\n", "table dev.orders is not declared"),
+    "dev/append/users/10_drift.csv": (
+        "user_id,name,nickname\n9,Zed,z\n",
+        "columns not in the schema of dev.users: ['nickname']",
+    ),
+    "dev/append/users/11_required.csv": ("user_id,level\n9,free\n", "required columns absent"),
+    "dev/append/users/12_value.csv": (
+        "user_id,name,level\n9,Zed,free\nten,Ten,free\n",
+        "line 3, column user_id: invalid input syntax for type integer",
+    ),
+    "dev/append/users/13_empty.csv": ("", "empty file"),
+    "dev/append/users/14_long.csv": ("user_id,name,level\n9,Zed,platinum+\n", "line 2"),
+}
+
+
+def test_bad_files_are_refused_logged_and_change_nothing(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    _, cursor = declared
+    before = users(warehouse)
+    land(s3_client, bucket, {name: body for name, (body, _) in BAD_FILES.items()})
+    land(s3_client, bucket, {"dev/append/users/15_good.csv": "user_id,name\n20,Good\n"})
+    s3_client.put_object(Bucket=bucket, Key="landing/dev/append/bad key.csv", Body=b"x")
+    s3_client.put_object(Bucket=bucket, Key="landing/prod/append/users/x.csv", Body=b"x")
+    results, _ = tick(warehouse, s3, instance, cursor)
+    assert not any(r.success for r in results)  # each run reports its refusals
+    for name, (_, reason) in BAD_FILES.items():
+        ((status, error),) = ledger(warehouse, name)
+        assert status == "rejected" and reason in error, (name, error)
+        assert error.startswith(f"landing/{name}"), error
+    assert users(warehouse) == [*before, (20, "Good", None)]  # the good file still loads
+    for key, reason in [
+        ("landing/dev/append/bad key.csv", "expected landing/<db>/<action>/<table>/<file>"),
+        ("landing/prod/append/users/x.csv", "'prod' is not in ETL_LANDING_DATABASES"),
+    ]:
+        ((status, error),) = ledger(warehouse, key)
+        assert status == "rejected" and reason in error
+
+
+def test_a_replayed_schema_file_and_a_rerun_partition_change_nothing(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    from etl_assets_tests.helpers import materialize_group
+
+    before = users(warehouse)
+    key = "landing/dev/schema/users/users_v1.json"
+    etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    appended = "landing/dev/append/users/01_first.csv"
+    appended_etag = s3_client.head_object(Bucket=bucket, Key=appended)["ETag"].strip('"')
+    files = [{"key": key, "etag": etag}, {"key": appended, "etag": appended_etag}]
+    from etl_assets.defs.landing.assets import landing_tables
+
+    result = materialize_group(
+        "landing",
+        warehouse,
+        s3,
+        selection=[landing_tables],
+        run_config={"ops": {"landing__tables": {"config": {"files": files}}}},
+        instance=instance,
+        partition_key="dev.users",
+    )
+    assert result.success
+    assert users(warehouse) == before
+    (contract,) = warehouse.query("select contract from landing.tables where table_name = 'users'")[
+        0
+    ]
+    declared = [c["name"] for c in json.loads(contract)["columns"]]
+    assert declared == [c["name"] for c in USERS_V1["columns"]]
