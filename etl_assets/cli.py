@@ -5,6 +5,8 @@ etl-assets down                            stop them (data stays under .etl_asse
 etl-assets env                             print the stack's settings as shell exports
 etl-assets upload --domain NAME FILE       put a file where the domain's upload sensor looks
 etl-assets demo [--data DIR] [--json]      load data, materialize every asset, report
+etl-assets files --table DB.TABLE [--since ISO] [--json]   what happened to each landed file
+etl-assets api [--port N]                  the same history over read-only HTTP
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="load data, materialize every asset, report")
     demo.add_argument("--data", type=Path, help="folder with one sub-folder per domain")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    files = commands.add_parser("files", help="what happened to each file of a table")
+    files.add_argument("--table", required=True, help="<db>.<table>, e.g. dev.users")
+    files.add_argument("--since", help="landed at or after this ISO time")
+    files.add_argument("--json", action="store_true", help="print one JSON array")
+    api = commands.add_parser("api", help="serve the file history over read-only HTTP")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     return COMMANDS[args.command](args)
 
@@ -100,7 +109,61 @@ def _demo(args: argparse.Namespace) -> int:
     return 1 if report.failed_errors else 0
 
 
-COMMANDS = {"up": _up, "down": _down, "env": _env, "upload": _upload, "demo": _demo}
+def _files(args: argparse.Namespace) -> int:
+    from etl_assets.defs.resources import warehouse_from_env
+    from etl_assets.history import BadRequest, file_history
+
+    warehouse, rows, cursor = warehouse_from_env(), [], None
+    try:
+        while True:
+            page, cursor = file_history(warehouse, args.table, args.since, cursor)
+            rows += page
+            if cursor is None:
+                break
+    except BadRequest as error:
+        print(f"etl-assets files: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'landed at':<26} {'status':<11} {'action':<9} {'rows':>8}  key / error")
+    for row in rows:
+        rows_text = "" if row["rows"] is None else f"{row['rows']:,}"
+        print(
+            f"{row['landed_at'] or '':<26} {row['status']:<11} {row['action'] or '':<9}"
+            f" {rows_text:>8}  {row['key']}"
+        )
+        if row["error"]:
+            print(f"{'':<58}{row['error']}")
+    print(f"{len(rows)} file version(s) for {args.table}")
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    from etl_assets.api import serve
+    from etl_assets.defs.resources import api_warehouse_from_env
+
+    server = serve(api_warehouse_from_env(), args.host, args.port)
+    print(f"serving http://{args.host}:{server.server_address[1]}/files?table=<db>.<table>")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS = {
+    "up": _up,
+    "down": _down,
+    "env": _env,
+    "upload": _upload,
+    "demo": _demo,
+    "files": _files,
+    "api": _api,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

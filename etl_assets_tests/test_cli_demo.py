@@ -11,13 +11,25 @@ import pytest
 from etl_assets.defs.sparkify.sample_data import write_sparkify
 from etl_assets.local import stack as local_stack
 
-DEMO_TABLES = {
-    f"sparkify.{t}"
-    for t in ["staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time"]
-} | {
-    f"flights.{t}"
-    for t in ["airlines", "airports", "flights", "flights_reporting", "delayed_flights_agg"]
-} | {"landing.tables", "dev.users", "dev.events"}
+DEMO_TABLES = (
+    {
+        f"sparkify.{t}"
+        for t in [
+            "staging_events",
+            "staging_songs",
+            "songplays",
+            "users",
+            "songs",
+            "artists",
+            "time",
+        ]
+    }
+    | {
+        f"flights.{t}"
+        for t in ["airlines", "airports", "flights", "flights_reporting", "delayed_flights_agg"]
+    }
+    | {"landing.tables", "dev.users", "dev.events"}
+)
 
 
 def etl_assets(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -29,19 +29,37 @@ from etl_assets.resources.warehouse import WarehouseResource, uses_local_stack
 _QUEUE_VARIABLE = re.compile(r"^ETL_([A-Z0-9_]+)_UPLOAD_QUEUE_URL$")
 
 
-def warehouse_from_env() -> WarehouseResource:
-    if uses_local_stack():
-        return warehouse_for(read_stack())
+def warehouse_from_env(**overrides) -> WarehouseResource:
+    """`overrides`: settings of the connection that differ from the environment's (a user)."""
+    if uses_local_stack():  # ETL_WAREHOUSE_DATABASE: another database of the local server
+        database = os.environ.get("ETL_WAREHOUSE_DATABASE") or None
+        return warehouse_for(read_stack(), database, **overrides)
     env = os.environ
-    return WarehouseResource(
-        dialect=env.get("ETL_WAREHOUSE_DIALECT", "redshift"),
-        host=env["ETL_WAREHOUSE_HOST"],
-        port=int(env.get("ETL_WAREHOUSE_PORT", "5439")),
-        database=env.get("ETL_WAREHOUSE_DATABASE", "dev"),
-        user=env.get("ETL_WAREHOUSE_USER", "awsuser"),
-        password=EnvVar("ETL_WAREHOUSE_PASSWORD"),
-        iam_role=env.get("ETL_REDSHIFT_IAM_ROLE", ""),
-        region=env.get("AWS_REGION", "us-east-1"),
+    settings = {
+        "dialect": env.get("ETL_WAREHOUSE_DIALECT", "redshift"),
+        "host": env["ETL_WAREHOUSE_HOST"],
+        "port": int(env.get("ETL_WAREHOUSE_PORT", "5439")),
+        "database": env.get("ETL_WAREHOUSE_DATABASE", "dev"),
+        "user": env.get("ETL_WAREHOUSE_USER", "awsuser"),
+        "password": EnvVar("ETL_WAREHOUSE_PASSWORD"),
+        "iam_role": env.get("ETL_REDSHIFT_IAM_ROLE", ""),
+        "region": env.get("AWS_REGION", "us-east-1"),
+    }
+    return WarehouseResource(**{**settings, **overrides})
+
+
+def api_warehouse_from_env() -> WarehouseResource:
+    """The read-only API's connection: `ETL_API_WAREHOUSE_USER` / `_PASSWORD` (a user that may
+    only read `etl_audit.file_ledger`); locally the stack's `etl_assets_reader` role."""
+    if uses_local_stack():
+        from etl_assets.history import READER_ROLE, ensure_reader_role
+
+        ensure_reader_role(warehouse_from_env())
+        return warehouse_from_env(user=READER_ROLE, read_only=True)
+    return warehouse_from_env(
+        user=os.environ["ETL_API_WAREHOUSE_USER"],
+        password=EnvVar("ETL_API_WAREHOUSE_PASSWORD"),
+        read_only=True,
     )
 
 

@@ -41,6 +41,8 @@ class Domain:
     runs_by_sensor: bool = False
     # tables found at run time (qualified names), reported beside `tables`
     discovered_tables: Callable[[WarehouseResource], list[str]] | None = None
+    # what a landed key asks for (e.g. "append"), shown in a file's history
+    key_action: Callable[[str], str | None] | None = None
 
     def key_for(self, relative_path: str) -> str:
         return (self.object_key or _same_path(self.name))(relative_path)

@@ -150,3 +150,55 @@ def naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+FILE_FIELDS = (
+    "key",
+    "etag",
+    "size",
+    "landed_at",
+    "target_table",
+    "status",
+    "records",
+    "rows",
+    "error",
+    "run_id",
+    "processed_at",
+)
+
+
+def file_history(
+    cur: Cursor,
+    target_table: str,
+    landed_since: datetime | None = None,
+    after: tuple[datetime, datetime, str] | None = None,
+    limit: int = 1000,
+) -> list[dict]:
+    """What happened to each file version of a table, oldest landing first: one row per
+    ledger entry. `after` is the (landed_at, processed_at, key) of the last row already seen."""
+    clauses = [sql.SQL("target_table = %(t)s")]
+    if landed_since is not None:
+        clauses.append(sql.SQL("last_modified >= %(since)s"))
+    if after is not None:
+        clauses.append(
+            sql.SQL(
+                "(last_modified > %(a0)s or (last_modified = %(a0)s and (recorded_at > %(a1)s"
+                " or (recorded_at = %(a1)s and object_key > %(a2)s))))"
+            )
+        )
+    cur.execute(
+        sql.SQL(
+            "select object_key, etag, size_bytes, last_modified, target_table, status, records,"
+            " rows_loaded, error, run_id, recorded_at from {} where {}"
+            " order by last_modified, recorded_at, object_key limit %(limit)s"
+        ).format(LEDGER, sql.SQL(" and ").join(clauses)),
+        {
+            "t": target_table,
+            "since": naive_utc(landed_since),
+            "a0": after[0] if after else None,
+            "a1": after[1] if after else None,
+            "a2": after[2] if after else None,
+            "limit": limit,
+        },
+    )
+    return [dict(zip(FILE_FIELDS, row, strict=True)) for row in cur.fetchall()]

@@ -8,15 +8,17 @@ from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
 
 
-def warehouse_for(stack: StackInfo | None) -> WarehouseResource:
+def warehouse_for(
+    stack: StackInfo | None, database: str | None = None, **settings
+) -> WarehouseResource:
     if stack is None:
         return WarehouseResource(host="local-stack-not-running--run-etl-assets-up", port=1)
     return WarehouseResource(
         dialect="postgres",
         host=stack.pg_host,
         port=stack.pg_port,
-        database=stack.pg_database,
-        user=stack.pg_user,
+        database=database or stack.pg_database,
+        **{"user": stack.pg_user, **settings},
     )
 
 

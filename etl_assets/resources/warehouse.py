@@ -37,6 +37,9 @@ class WarehouseResource(ConfigurableResource):
     iam_role: str = Field(default="", description="Redshift: IAM role ARN that COPY assumes")
     region: str = Field(default="us-east-1", description="Redshift: region of the S3 bucket")
     connect_timeout_s: int = 10
+    read_only: bool = Field(
+        default=False, description="PostgreSQL: every transaction of the session read-only"
+    )
 
     def model_post_init(self, __context: Any) -> None:
         if self.dialect not in DIALECTS:
@@ -57,6 +60,7 @@ class WarehouseResource(ConfigurableResource):
             password=self.password or None,
             connect_timeout=self.connect_timeout_s,
             application_name="etl_assets",
+            options="-c default_transaction_read_only=on" if self.read_only else None,
         )
         try:
             yield conn

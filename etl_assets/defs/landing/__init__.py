@@ -4,7 +4,7 @@ declared by schema files, every file logged in the ledger."""
 from collections.abc import Sequence
 
 from etl_assets.defs.landing import tables as registry
-from etl_assets.defs.landing.keys import PREFIX
+from etl_assets.defs.landing.keys import PREFIX, RoutingError, parse_key
 from etl_assets.defs.landing.sample_data import write_landing
 from etl_assets.lib.domain import Domain
 from etl_assets.loading.tables import ensure_tables
@@ -24,6 +24,13 @@ def declared_tables(warehouse: WarehouseResource) -> list[str]:
         return registry.declared_tables(cur)
 
 
+def action_of(key: str) -> str | None:
+    try:
+        return parse_key(key).action
+    except RoutingError:
+        return None
+
+
 DOMAIN = Domain(
     name=registry.SCHEMA,
     tables=[registry.REGISTRY],
@@ -32,4 +39,5 @@ DOMAIN = Domain(
     upload_groups=schema_files_first,
     runs_by_sensor=True,
     discovered_tables=declared_tables,
+    key_action=action_of,
 )

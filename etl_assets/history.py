@@ -1,0 +1,108 @@
+"""What happened to every landed file, from the ledger (its retention is the ledger's: all of
+it): for `etl-assets files` and the read-only HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from psycopg2 import sql
+
+from etl_assets import domains
+from etl_assets.loading import ledger
+from etl_assets.loading.dialect import checked_identifier
+from etl_assets.resources.warehouse import WarehouseResource
+
+PAGE = 500
+READER_ROLE = "etl_assets_reader"
+
+
+class BadRequest(ValueError):
+    """A question the history cannot answer; the message says why."""
+
+
+def file_history(
+    warehouse: WarehouseResource,
+    table: str,
+    landed_since: str | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE,
+) -> tuple[list[dict], str | None]:
+    """One page of a table's file history, and the cursor of the next page (None: the last)."""
+    schema, _, name = table.partition(".")
+    try:
+        checked_identifier(schema), checked_identifier(name)
+    except ValueError:
+        raise BadRequest(f"table {table!r}: expected <db>.<table>") from None
+    since = _time(landed_since, "landed_since") if landed_since else None
+    if not 1 <= limit <= PAGE:
+        raise BadRequest(f"limit must be between 1 and {PAGE}")
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        if not _ledger_exists(cur):
+            return [], None
+        rows = ledger.file_history(cur, table, since, _decode(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    token = _encode(rows[-1]) if more else None
+    return [_json_ready(row) for row in rows], token
+
+
+def _ledger_exists(cur) -> bool:
+    cur.execute(
+        "select count(*) from information_schema.tables where table_schema = 'etl_audit'"
+        " and table_name = 'file_ledger'"
+    )
+    return cur.fetchone()[0] > 0
+
+
+def _json_ready(row: dict) -> dict:
+    action = None
+    for domain in domains.discover():
+        if domain.key_action and row["key"].startswith(f"{domain.name}/"):
+            action = domain.key_action(row["key"])
+    landed, processed = row.pop("landed_at"), row.pop("processed_at")
+    return {
+        **row,
+        "action": action,
+        "landed_at": landed.isoformat() if landed else None,
+        "processed_at": processed.isoformat() if processed else None,
+    }
+
+
+def _time(text: str, name: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{name} {text!r} is not an ISO time (2026-11-01T00:00)") from None
+
+
+def _encode(row: dict) -> str:
+    position = [row["landed_at"].isoformat(), row["processed_at"].isoformat(), row["key"]]
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+
+
+def _decode(token: str | None) -> tuple[datetime, datetime, str] | None:
+    if not token:
+        return None
+    try:
+        landed, processed, key = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(landed), datetime.fromisoformat(processed), key
+    except (ValueError, TypeError):
+        raise BadRequest("cursor is not one this API returned") from None
+
+
+def ensure_reader_role(warehouse: WarehouseResource) -> None:
+    """The local stack's read-only role for the API (the stack trusts local connections, so no
+    password): it may read the ledger and nothing else."""
+    from etl_assets.loading.tables import ensure_tables
+
+    ensure_tables(warehouse, [])  # the ledger
+    role = checked_identifier(READER_ROLE)
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from pg_roles where rolname = %s", (READER_ROLE,))
+        if not cur.fetchone()[0]:
+            cur.execute(sql.SQL("create role {} login").format(role))
+        cur.execute(sql.SQL("grant usage on schema etl_audit to {}").format(role))
+        cur.execute(sql.SQL("grant select on etl_audit.file_ledger to {}").format(role))
+        conn.commit()

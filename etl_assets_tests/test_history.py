@@ -1,0 +1,126 @@
+"""The file history: `etl-assets files` in a terminal and the read-only HTTP API, with real
+requests to a real server process."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import psycopg2
+import pytest
+from dagster import DagsterInstance
+
+from etl_assets.defs.landing.sample_data import FILES
+from etl_assets.local.stack import free_port
+from etl_assets_tests.defs.landing.test_landing import land, tick
+
+
+@pytest.fixture
+def landed(warehouse, s3, s3_client, bucket):
+    land(s3_client, bucket, FILES)
+    tick(warehouse, s3, DagsterInstance.ephemeral())
+    return warehouse
+
+
+def cli_env(warehouse) -> dict:
+    return {**os.environ, "ETL_WAREHOUSE_DATABASE": warehouse.database}
+
+
+def test_files_prints_each_version_with_its_status(landed) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "files", "--table", "dev.events", "--json"],
+        env=cli_env(landed),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    files = json.loads(done.stdout)
+    assert [(f["key"].split("/")[-1], f["action"], f["status"]) for f in files] == [
+        ("events.json", "schema", "loaded"),
+        ("01_events.csv", "append", "loaded"),
+        ("02_reset.csv", "truncate", "rejected"),
+    ]
+    assert files[1]["rows"] == 3 and files[1]["etag"] and files[1]["size"] > 0
+    assert "not allowed" in files[2]["error"] and files[2]["run_id"]
+    text = subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "files", "--table", "dev.events"],
+        env=cli_env(landed),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "3 file version(s) for dev.events" in text.stdout
+    assert "action truncate is not allowed" in text.stdout
+
+
+@pytest.fixture
+def api(landed):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "etl_assets.cli", "api", "--port", str(port)],
+        env=cli_env(landed),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2).close()
+            break
+        except OSError:
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.2)
+    yield base
+    server.terminate()
+    server.wait(10)
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_api_pages_through_a_table_history(api) -> None:
+    status, page = get(f"{api}/files?table=dev.users&limit=2")
+    assert status == 200 and len(page["files"]) == 2 and page["next"]
+    keys = [f["key"] for f in page["files"]]
+    while page["next"]:
+        status, page = get(f"{api}/files?table=dev.users&limit=2&cursor={page['next']}")
+        keys += [f["key"] for f in page["files"]]
+    assert keys == [
+        "landing/dev/schema/users/users_v1.json",
+        "landing/dev/append/users/01_first.csv",
+        "landing/dev/append/users/02_more.csv",
+        "landing/dev/upsert/users/03_levels.csv",
+    ]
+    status, later = get(f"{api}/files?table=dev.users&landed_since=2999-01-01T00:00")
+    assert (status, later) == (200, {"files": [], "next": None})
+
+
+def test_the_api_refuses_what_it_cannot_answer_and_never_writes(api, landed, stack) -> None:
+    assert get(f"{api}/files")[0] == 400
+    status, body = get(f"{api}/files?table=dev;drop")
+    assert status == 400 and "expected <db>.<table>" in body["error"]
+    assert get(f"{api}/files?table=dev.users&landed_since=yesterday")[0] == 400
+    assert get(f"{api}/files?table=dev.users&cursor=forged")[0] == 400
+    assert get(f"{api}/nothing")[0] == 404
+    request = urllib.request.Request(f"{api}/files?table=dev.users", method="POST", data=b"{}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405
+    status, health = get(f"{api}/health")
+    assert health == {"ok": True, "user": "etl_assets_reader", "read_only": True}
+    reader = psycopg2.connect(stack.dsn(), dbname=landed.database, user="etl_assets_reader")
+    with reader, reader.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cur.execute("delete from etl_audit.file_ledger")
+    reader.close()
