@@ -7,6 +7,7 @@ etl-assets upload --domain NAME FILE       put a file where the domain's upload 
 etl-assets demo [--data DIR] [--json]      load data, materialize every asset, report
 etl-assets files --table DB.TABLE [--since ISO] [--json]   what happened to each landed file
 etl-assets api [--port N]                  the same history over read-only HTTP
+etl-assets replay s3://BUCKET/KEY [--force]   apply one file version again
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     api = commands.add_parser("api", help="serve the file history over read-only HTTP")
     api.add_argument("--port", type=int, default=8080)
     api.add_argument("--host", default="127.0.0.1")
+    replay = commands.add_parser("replay", help="apply one landed file version again")
+    replay.add_argument("url", help="s3://<bucket>/<key>")
+    replay.add_argument("--force", action="store_true", help="even if it is already loaded")
     args = parser.parse_args(argv)
     return COMMANDS[args.command](args)
 
@@ -155,6 +159,18 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from etl_assets.replay import ReplayError, replay
+
+    try:
+        outcome = replay(args.url, args.force)
+    except ReplayError as error:
+        print(f"etl-assets replay: {error}", file=sys.stderr)
+        return 2
+    print(outcome.summary)
+    return 0 if outcome.success else 1
+
+
 COMMANDS = {
     "up": _up,
     "down": _down,
@@ -163,6 +179,7 @@ COMMANDS = {
     "demo": _demo,
     "files": _files,
     "api": _api,
+    "replay": _replay,
 }
 
 if __name__ == "__main__":

@@ -124,3 +124,40 @@ def test_the_api_refuses_what_it_cannot_answer_and_never_writes(api, landed, sta
     with reader, reader.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
         cur.execute("delete from etl_audit.file_ledger")
     reader.close()
+
+
+def replay(warehouse, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "replay", *args],
+        env=cli_env(warehouse),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_replay_applies_a_refused_file_after_its_contract_was_fixed(
+    landed, s3, s3_client, bucket
+) -> None:
+    from etl_assets.defs.landing.sample_data import EVENTS
+
+    refused = f"s3://{bucket}/landing/dev/truncate/events/02_reset.csv"
+    still = replay(landed, refused)
+    assert still.returncode == 1 and "action truncate is not allowed" in still.stdout
+    fixed = {**EVENTS, "allowed_operations": ["append", "truncate", "schema"]}
+    land(s3_client, bucket, {"dev/schema/events/events_v2.json": json.dumps(fixed)})
+    tick(landed, s3, DagsterInstance.ephemeral())
+    done = replay(landed, refused)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "replayed" in done.stdout and "landing/tables [dev.events]" in done.stdout
+    assert landed.query("select event_id from dev.events") == [(1,)]
+
+
+def test_replaying_a_loaded_append_adds_nothing_unless_forced(landed, bucket) -> None:
+    appended = f"s3://{bucket}/landing/dev/append/events/01_events.csv"
+    assert replay(landed, appended).returncode == 0
+    assert landed.query("select count(*) from dev.events") == [(3,)]
+    assert replay(landed, appended, "--force").returncode == 0
+    assert landed.query("select count(*) from dev.events") == [(6,)]  # asked for: twice
+    assert replay(landed, f"s3://{bucket}/landing/dev/append/events/nope.csv").returncode == 2
+    assert replay(landed, "s3://another-bucket/landing/x.csv").returncode == 2

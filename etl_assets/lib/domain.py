@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dagster import AssetKey
+
 from etl_assets.loading.tables import TableSpec
 from etl_assets.resources.warehouse import WarehouseResource
 
@@ -43,6 +45,8 @@ class Domain:
     discovered_tables: Callable[[WarehouseResource], list[str]] | None = None
     # what a landed key asks for (e.g. "append"), shown in a file's history
     key_action: Callable[[str], str | None] | None = None
+    # (key, etag, force) -> (asset key, partition key, run config) applying that version again
+    replay: Callable[[str, str, bool], tuple[AssetKey, str | None, dict]] | None = None
 
     def key_for(self, relative_path: str) -> str:
         return (self.object_key or _same_path(self.name))(relative_path)

@@ -125,8 +125,10 @@ class ObjectLoader:
         checks: ShadowCheck | None = None,
         superseded: Sequence[SourceObject] = (),
         converter: Converter | None = None,
+        force: bool = False,
     ) -> LoadResult:
-        """`superseded`: versions this load makes obsolete unloaded (recorded as such)."""
+        """`superseded`: versions this load makes obsolete unloaded (recorded as such).
+        `force`: load the objects even if the ledger has them loaded (a deliberate replay)."""
         load_id = str(uuid.uuid4())
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
             serialize(cur, self.warehouse.dialect, target.name)
@@ -138,7 +140,7 @@ class ObjectLoader:
                 )
                 conn.commit()
                 return LoadResult("superseded", load_id, [], [])
-            pending = self._not_yet_published(cur, target, objects)
+            pending = list(objects) if force else self._not_yet_published(cur, target, objects)
             if pending is None:
                 return self._up_to_date(cur, target, objects, checks, load_id)
             staging = prepare_staging(cur, target)

@@ -3,7 +3,10 @@ declared by schema files, every file logged in the ledger."""
 
 from collections.abc import Sequence
 
+from dagster import AssetKey
+
 from etl_assets.defs.landing import tables as registry
+from etl_assets.defs.landing.assets import landing_tables, replay_request
 from etl_assets.defs.landing.keys import PREFIX, RoutingError, parse_key
 from etl_assets.defs.landing.sample_data import write_landing
 from etl_assets.lib.domain import Domain
@@ -31,6 +34,11 @@ def action_of(key: str) -> str | None:
         return None
 
 
+def replay(key: str, etag: str, force: bool) -> tuple[AssetKey, str | None, dict]:
+    partition, run_config = replay_request(key, etag, force)
+    return landing_tables.key, partition, run_config
+
+
 DOMAIN = Domain(
     name=registry.SCHEMA,
     tables=[registry.REGISTRY],
@@ -40,4 +48,5 @@ DOMAIN = Domain(
     runs_by_sensor=True,
     discovered_tables=declared_tables,
     key_action=action_of,
+    replay=replay,
 )

@@ -72,9 +72,14 @@ class Refused(Exception):
 
 
 def apply_files(
-    warehouse: WarehouseResource, s3_client, landed: list[Landed], run_id: str | None
+    warehouse: WarehouseResource,
+    s3_client,
+    landed: list[Landed],
+    run_id: str | None,
+    force: bool = False,
 ) -> TableRun:
-    """Apply one table's files in the order given (landing order)."""
+    """Apply one table's files in the order given (landing order); `force` applies versions
+    the ledger has as loaded again (a deliberate replay)."""
     ensure_tables(warehouse, [registry.REGISTRY])
     run = TableRun(landed[0].route.qualified if landed else "")
     loader = ObjectLoader(warehouse, s3_client, run_id)
@@ -82,7 +87,7 @@ def apply_files(
         if batch[0].route.action == "schema":
             run.outcomes.append(_apply_schema(warehouse, s3_client, batch[0], run_id, loader))
         else:
-            run.outcomes.extend(_apply_data(warehouse, s3_client, batch, loader))
+            run.outcomes.extend(_apply_data(warehouse, s3_client, batch, loader, force))
     return run
 
 
@@ -177,7 +182,11 @@ def _read_small(s3_client, source: SourceObject) -> bytes:
 
 
 def _apply_data(
-    warehouse: WarehouseResource, s3_client, batch: list[Landed], loader: ObjectLoader
+    warehouse: WarehouseResource,
+    s3_client,
+    batch: list[Landed],
+    loader: ObjectLoader,
+    force: bool = False,
 ) -> list[Outcome]:
     route = batch[0].route
     target_name = LoadTarget(route.db, route.table)
@@ -188,7 +197,7 @@ def _apply_data(
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         done = ledger.loaded_versions(cur, route.qualified, [item.source for item in batch])
     for item in batch:
-        if item.source.version in done:  # exactly once, whatever the action
+        if item.source.version in done and not force:  # exactly once, whatever the action
             outcomes.append(
                 Outcome(item.source.key, "up_to_date", "this version is already loaded")
             )
@@ -200,7 +209,7 @@ def _apply_data(
             loader.record_refusal(target_name, item.source, reason)
             outcomes.append(Outcome(item.source.key, "rejected", reason))
     for group in _same_columns(ready):
-        outcomes.extend(_load_group(loader, group, contract))
+        outcomes.extend(_load_group(loader, group, contract, force))
     order = {item.source.key: i for i, item in enumerate(batch)}
     return sorted(outcomes, key=lambda o: order[o.key])
 
@@ -263,7 +272,7 @@ def _same_columns(ready: list[tuple[Landed, tuple[str, ...]]]):
     return groups
 
 
-def _load_group(loader: ObjectLoader, group, contract: SchemaFile) -> list[Outcome]:
+def _load_group(loader: ObjectLoader, group, contract: SchemaFile, force: bool) -> list[Outcome]:
     """Load a group in one transaction; a refused file is recorded and the rest retried."""
     route = group[0][0].route
     target = LoadTarget(route.db, route.table, _mode(route.action, contract))
@@ -271,7 +280,9 @@ def _load_group(loader: ObjectLoader, group, contract: SchemaFile) -> list[Outco
     outcomes: list[Outcome] = []
     while pending:
         try:
-            result = loader.load(target, pending, Csv(columns=group[0][1]), _checks(contract))
+            result = loader.load(
+                target, pending, Csv(columns=group[0][1]), _checks(contract), force=force
+            )
         except LoadError as error:  # recorded as rejected by the loader
             outcomes.append(Outcome(error.key, "rejected", str(error)))
             pending = [o for o in pending if o.key != error.key]
