@@ -30,6 +30,7 @@ dev: install           ## the Dagster UI on the local stack
 bench: install         ## load speed and memory, ratios against a baseline in the same run
 	$(BIN)/python -m etl_assets_tests.bench
 	$(BIN)/python -m etl_assets_tests.bench_flights
+	$(BIN)/python -m etl_assets_tests.bench_landing
 
 lint: install
 	$(BIN)/ruff check etl_assets etl_assets_tests

@@ -59,10 +59,15 @@ def sensor_tick_and_runs(
     sensor_def = next(s for s in defs.sensors if s.name == sensor_name)
     resources = {"warehouse": warehouse, "s3": s3}
     tick = sensor_def(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    return execute_requests(sensor_def, tick, resources, instance), tick.cursor
+
+
+def execute_requests(sensor_def, tick, resources: dict, instance) -> list[ExecuteInProcessResult]:
+    """What the daemon does with a tick: add its dynamic partitions, launch its runs."""
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     targets = sensor_def.job.selection.resolve(defs.assets)
-    results = [
+    return [
         materialize(
             [*defs.assets, *defs.asset_checks],
             selection=AssetSelection.assets(*targets),
@@ -74,4 +79,3 @@ def sensor_tick_and_runs(
         )
         for request in tick.run_requests or []
     ]
-    return results, tick.cursor
