@@ -151,10 +151,14 @@ def bench_burst(info, files: int, tables: int) -> dict:
     sensor_def = next(s for s in defs.sensors if s.name == SENSOR)
     resources = {"warehouse": warehouse, "s3": bucket}
     instance = DagsterInstance.ephemeral()
-    started = time.perf_counter()
-    tick = sensor_def(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
-    tick_s = time.perf_counter() - started
-    results = execute_requests(sensor_def, tick, resources, instance)
+    started, ticks, results = time.perf_counter(), [], []
+    while time.perf_counter() - started < 300 and _loaded(warehouse, tables) < files:
+        tick_started = time.perf_counter()
+        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        tick = sensor_def(context)
+        ticks.append(time.perf_counter() - tick_started)
+        cursor = tick.cursor
+        results += execute_requests(sensor_def, tick, resources, instance)
     applied = time.perf_counter() - started
     counts = [warehouse.query(f"select count(*) from dev.burst_{t}")[0][0] for t in range(tables)]
     in_order = all(
@@ -169,13 +173,21 @@ def bench_burst(info, files: int, tables: int) -> dict:
         "files": files,
         "tables": tables,
         "upload_s": round(uploaded, 1),
-        "routing_tick_s": round(tick_s, 3),
+        "ticks": len(ticks),
+        "slowest_tick_s": round(max(ticks), 3),
         "runs": len(results),
         "runs_ok": all(r.success for r in results),
-        "tick_and_all_runs_s": round(applied, 1),
+        "all_loaded_s (ticks and runs, no tick interval)": round(applied, 1),
         "rows_loaded": sum(counts),
         "rows_in_landing_order": in_order,
     }
+
+
+def _loaded(warehouse, tables: int) -> int:
+    counts = warehouse.query(
+        " union all ".join(f"select count(*) from dev.burst_{t}" for t in range(tables))
+    )
+    return sum(count for (count,) in counts)
 
 
 def main() -> None:

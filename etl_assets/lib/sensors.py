@@ -192,15 +192,18 @@ def _run_request(op_name: str, upload: dict, superseded: list[str]) -> RunReques
 def _announced_or_listed(
     state: UploadCursor, s3: LandingBucketResource, prefix: str
 ) -> tuple[list[dict], list[str]]:
-    """New uploads from the queue when there is one; a full listing otherwise, or when due."""
+    """New uploads from the queue when there is one; a listing otherwise, when a listing is
+    due, or when the queue holds more than a tick reads (a burst: one listing request per
+    1,000 keys finds it all at once; the messages left are read by later ticks and match
+    versions the cursor has already seen)."""
     queue = s3.queue_url(prefix)
     now = datetime.now(UTC)
-    if queue and not state.listing_due(now):
-        announced, receipts = upload_queue.drain(s3.get_sqs_client(), queue, s3.bucket)
-        return [o for o in announced if o["Key"].startswith(prefix)], receipts
     receipts: list[str] = []
-    if queue:  # the listing covers whatever the queue holds now
-        receipts = upload_queue.drain(s3.get_sqs_client(), queue, s3.bucket)[1]
+    if queue:
+        drained = upload_queue.drain(s3.get_sqs_client(), queue, s3.bucket)
+        receipts = drained.receipts
+        if not state.listing_due(now) and drained.exhausted:
+            return [o for o in drained.uploads if o["Key"].startswith(prefix)], receipts
     listed = get_objects(
         s3.bucket, prefix, since_last_modified=state.since(), client=s3.get_client()
     )

@@ -8,10 +8,16 @@ uploads. The sensor still lists the prefix now and then, to catch anything a que
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote_plus
 
 MAX_MESSAGES = 1000
+# A tick reads the queue for this long at most (and deletes what it read):
+# a burst of uploads is spread over a few ticks, each well under a second, instead of one tick
+# that reads a thousand messages one request per ten (measured on moto: 62 ms a request).
+RECEIVE_BUDGET_S = 0.2
 
 
 def ensure_upload_queues(
@@ -62,21 +68,29 @@ def _arn(sqs_client, url: str) -> str:
     return attributes["Attributes"]["QueueArn"]
 
 
-def drain(sqs_client, queue_url: str, bucket: str) -> tuple[list[dict], list[str]]:
-    """Uploads announced on the queue (as listing entries: Key, ETag, LastModified) and the
-    receipt handles of every message read, to delete once the tick has used them."""
-    uploads: list[dict] = []
-    receipts: list[str] = []
-    while len(receipts) < MAX_MESSAGES:
+@dataclass
+class Drained:
+    uploads: list[dict]  # as listing entries: Key, ETag, LastModified, Size
+    receipts: list[str]  # of every message read: delete them once the tick has used them
+    exhausted: bool  # False: the budget ran out with messages left on the queue
+
+
+def drain(sqs_client, queue_url: str, bucket: str, budget_s: float = RECEIVE_BUDGET_S) -> Drained:
+    """The uploads announced on the queue, read for at most `budget_s`; messages not read
+    stay on the queue for the next tick."""
+    drained = Drained([], [], exhausted=False)
+    deadline = time.monotonic() + budget_s
+    while len(drained.receipts) < MAX_MESSAGES and time.monotonic() < deadline:
         batch = sqs_client.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
         ).get("Messages", [])
         if not batch:
+            drained.exhausted = True
             break
         for message in batch:
-            receipts.append(message["ReceiptHandle"])
-            uploads.extend(_uploads_in(json.loads(message["Body"]), bucket))
-    return uploads, receipts
+            drained.receipts.append(message["ReceiptHandle"])
+            drained.uploads.extend(_uploads_in(json.loads(message["Body"]), bucket))
+    return drained
 
 
 def delete(sqs_client, queue_url: str, receipts: list[str]) -> None:
