@@ -76,19 +76,39 @@ def apply_files(
     s3_client,
     landed: list[Landed],
     run_id: str | None,
+    *,
+    replay: bool = False,
     force: bool = False,
 ) -> TableRun:
-    """Apply one table's files in the order given (landing order); `force` applies versions
-    the ledger has as loaded again (a deliberate replay)."""
+    """Apply one table's files in the order given (landing order), each version once: a
+    version the ledger already has (loaded or rejected) is skipped. A `replay` applies a
+    rejected version again (after its contract was fixed); `force` applies loaded ones too."""
     ensure_tables(warehouse, [registry.REGISTRY])
     run = TableRun(landed[0].route.qualified if landed else "")
     loader = ObjectLoader(warehouse, s3_client, run_id)
+    landed = _not_yet_applied(warehouse, run, landed, replay, force)
     for batch in _batches(landed):
         if batch[0].route.action == "schema":
             run.outcomes.append(_apply_schema(warehouse, s3_client, batch[0], run_id, loader))
         else:
             run.outcomes.extend(_apply_data(warehouse, s3_client, batch, loader, force))
     return run
+
+
+def _not_yet_applied(
+    warehouse: WarehouseResource, run: TableRun, landed: list[Landed], replay: bool, force: bool
+) -> list[Landed]:
+    if force or not landed:
+        return landed
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        status = ledger.LOADED if replay else None
+        done = ledger.recorded_versions(cur, run.table, [i.source for i in landed], status)
+    for item in landed:
+        if item.source.version in done:
+            run.outcomes.append(
+                Outcome(item.source.key, "up_to_date", "this version was already applied")
+            )
+    return [item for item in landed if item.source.version not in done]
 
 
 def _batches(landed: list[Landed]) -> list[list[Landed]]:
@@ -194,14 +214,7 @@ def _apply_data(
         contract = registry.declared_contract(cur, route.db, route.table)
     ready: list[tuple[Landed, tuple[str, ...]]] = []
     outcomes: list[Outcome] = []
-    with warehouse.get_connection() as conn, conn.cursor() as cur:
-        done = ledger.loaded_versions(cur, route.qualified, [item.source for item in batch])
     for item in batch:
-        if item.source.version in done and not force:  # exactly once, whatever the action
-            outcomes.append(
-                Outcome(item.source.key, "up_to_date", "this version is already loaded")
-            )
-            continue
         try:
             ready.append((item, _columns_for(s3_client, item, contract)))
         except Refused as error:

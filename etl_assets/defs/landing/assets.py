@@ -45,15 +45,18 @@ class LandedFiles(Config):
     of the table's files not in the ledger yet."""
 
     files: list[LandedVersion] = Field(default_factory=list)
+    replay: bool = Field(
+        default=False, description="apply versions the ledger has as rejected again"
+    )
     force: bool = Field(
-        default=False, description="apply versions the ledger has as loaded again (replay)"
+        default=False, description="apply versions the ledger has as loaded again too"
     )
 
 
 def replay_request(key: str, etag: str, force: bool) -> tuple[str, dict]:
     """The partition and run config that apply exactly this version again."""
     files = [{"key": key, "etag": etag}]
-    config = {"files": files, "force": force}
+    config = {"files": files, "replay": True, "force": force}
     return route(key), {"ops": {landing_tables.op.name: {"config": config}}}
 
 
@@ -82,7 +85,9 @@ def landing_tables(
     what was published stays."""
     client = s3.get_client()
     landed = _landed(warehouse, client, s3.bucket, context.partition_key, config)
-    run = apply_files(warehouse, client, landed, context.run.run_id, config.force)
+    run = apply_files(
+        warehouse, client, landed, context.run.run_id, replay=config.replay, force=config.force
+    )
     db, table = context.partition_key.split(".", 1)
     if _exists(warehouse, db, table):
         yield MaterializeResult(metadata=_metadata(warehouse, db, table, run))
