@@ -131,13 +131,13 @@ def time_disk_through_publish(warehouse, path: Path) -> float:
     reset(warehouse)
     started = time.perf_counter()
     with warehouse.get_connection() as conn, conn.cursor() as cur, open(path, "rb") as handle:
-        staging = prepare_staging(cur, TARGET)
+        staging = prepare_staging(cur, TARGET, "postgres")
         cur.copy_expert(
-            sql.SQL("copy {} from stdin with (format csv, header true)").format(staging),
+            sql.SQL("copy {} from stdin with (format csv, header true)").format(staging.fill),
             handle,
             size=1 << 18,
         )
-        finish_publish(cur, TARGET, cur.rowcount)
+        finish_publish(cur, TARGET, cur.rowcount, "postgres")
         conn.commit()
     return time.perf_counter() - started
 

@@ -28,6 +28,7 @@ from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.postgres_copy import LoadedFile, LoadError, fill_from_objects
 from etl_assets.loading.publish import (
     INCREMENTAL,
+    Append,
     PublishMode,
     Replace,
     ReplacePartition,
@@ -35,6 +36,7 @@ from etl_assets.loading.publish import (
     clear_for_in_place,
     fills_in_place,
     publish,
+    rows_written_here,
 )
 from etl_assets.resources.warehouse import WarehouseResource
 
@@ -143,19 +145,22 @@ class ObjectLoader:
             pending = list(objects) if force else self._not_yet_published(cur, target, objects)
             if pending is None:
                 return self._up_to_date(cur, target, objects, checks, load_id)
-            staging = prepare_staging(cur, target)
+            dialect = self.warehouse.dialect
+            staging = prepare_staging(cur, target, dialect)
             try:
-                files = self._fill(cur, target, staging, pending, file_format, load_id, converter)
+                files = self._fill(
+                    cur, target, staging.fill, pending, file_format, load_id, converter
+                )
             except LoadError as error:
                 conn.rollback()
                 self._record_rejection(target, pending, error, load_id)
                 raise
-            outcomes = checks(cur, staging, files) if checks else []
+            outcomes = checks(cur, staging.checked, files) if checks else []
             if any(o.blocking and not o.passed for o in outcomes):
                 conn.rollback()
                 self._record_failed_checks(target, files, outcomes, load_id)
                 return LoadResult("rejected", load_id, files, outcomes)
-            rows = finish_publish(cur, target, sum(f.rows for f in files))
+            rows = finish_publish(cur, target, sum(f.rows for f in files), dialect)
             entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
             entries += [LedgerEntry(o, ledger.SUPERSEDED) for o in superseded]
             self._record(cur, entries, target, load_id)
@@ -313,20 +318,30 @@ class ObjectLoader:
             conn.commit()
 
 
-def prepare_staging(cur: Cursor, target: LoadTarget) -> sql.Identifier:
-    """Where the load's rows go before publish: the target itself, emptied in this transaction,
-    for a whole-table replace; otherwise an empty session-private copy of its structure
-    (Redshift keeps its DIST and SORT keys), dropped at publish or with a rollback."""
-    if fills_in_place(target.mode):
-        clear_for_in_place(cur, target.schema, target.table)
-        return target.ref
+@dataclass(frozen=True)
+class Staging:
+    """Where a load writes its rows (`fill`), and the relation its checks read (`checked`)."""
+
+    fill: sql.Identifier
+    checked: sql.Composable
+
+
+def prepare_staging(cur: Cursor, target: LoadTarget, dialect: str) -> Staging:
+    """Where the load's rows go before publish: the target itself for a whole-table replace
+    (emptied in this transaction) and a PostgreSQL append; otherwise an empty session-private
+    copy of its structure (Redshift keeps its DIST and SORT keys), dropped at publish or with a
+    rollback."""
+    if fills_in_place(target.mode, dialect):
+        if not isinstance(target.mode, Append):
+            clear_for_in_place(cur, target.schema, target.table)
+        return Staging(target.ref, rows_written_here(target.ref, target.mode))
     cur.execute(sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref))
-    return target.shadow
+    return Staging(target.shadow, target.shadow)
 
 
-def finish_publish(cur: Cursor, target: LoadTarget, rows_in_place: int) -> int:
+def finish_publish(cur: Cursor, target: LoadTarget, rows_in_place: int, dialect: str) -> int:
     """The rows the publish inserted: already in place, or moved from the shadow now."""
-    if fills_in_place(target.mode):
+    if fills_in_place(target.mode, dialect):
         return rows_in_place
     return publish(cur, target.schema, target.table, target.shadow, target.mode)
 
@@ -341,13 +356,13 @@ def rebuild_table(
     two rebuilds of one table at once publish one after the other, never both into one."""
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         serialize(cur, warehouse.dialect, target.name)
-        staging = prepare_staging(cur, target)
-        cur.execute(sql.SQL("insert into {} {}").format(staging, select))
+        staging = prepare_staging(cur, target, warehouse.dialect)
+        cur.execute(sql.SQL("insert into {} {}").format(staging.fill, select))
         inserted = cur.rowcount
-        outcomes = checks(cur, staging, []) if checks else []
+        outcomes = checks(cur, staging.checked, []) if checks else []
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
             return LoadResult("rejected", "", [], outcomes)
-        rows = finish_publish(cur, target, inserted)
+        rows = finish_publish(cur, target, inserted, warehouse.dialect)
         conn.commit()
     return LoadResult("published", "", [], outcomes, rows)
