@@ -5,8 +5,10 @@ A whole-table replace (Replace, Snapshot) deletes the target's rows and fills th
 itself: the blocking checks then read the rows this transaction wrote, which no one else sees
 until the commit. Measured on a 5.8 M-row snapshot (issue 6): 8.1 s, against 6.8 s for the
 rename swap it replaces and 16.2 s for a temp shadow table copied in with INSERT ... SELECT.
-The other modes fill a temp shadow table and move its rows: a partition (DELETE of the
-partition's rows), append (INSERT), merge (DELETE ... USING the shadow, then INSERT).
+On PostgreSQL an append also COPYs straight into the table (its checks read the rows with
+`xmin` = this transaction). The other modes fill a temp shadow table and move its rows: a
+partition (DELETE of the partition's rows), append on Redshift (INSERT), merge (DELETE ...
+USING the shadow, then INSERT).
 
 Every mode changes the target's rows with DELETE and INSERT/COPY in one transaction, never by
 renaming tables or TRUNCATE. Measured and reasoned in issue 6 ("One core for every domain"):
