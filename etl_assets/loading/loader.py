@@ -300,7 +300,11 @@ class ObjectLoader:
         reason = "; ".join(f"{o.name}: {o.detail}" for o in outcomes if o.blocking and not o.passed)
         entries = [
             LedgerEntry(
-                f.source, ledger.REJECTED, f.records, None, f"blocking check failed: {reason}"
+                f.source,
+                ledger.REJECTED,
+                f.records,
+                None,
+                f"{f.source.key}: blocking check failed: {reason}",
             )
             for f in files
         ]

@@ -26,7 +26,7 @@ from etl_assets.loading.dialect import serialize
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
-from etl_assets.loading.loader import LoadTarget, ObjectLoader, ShadowCheck
+from etl_assets.loading.loader import CheckOutcome, LoadTarget, ObjectLoader, ShadowCheck
 from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
 from etl_assets.loading.tables import create_schema, ensure_tables
 from etl_assets.resources.warehouse import WarehouseResource
@@ -49,6 +49,7 @@ class Outcome:
     status: str  # loaded | rejected | up_to_date
     detail: str
     rows: int | None = None
+    checks: list[CheckOutcome] = field(default_factory=list)  # of the load it was part of
 
 
 @dataclass
@@ -65,6 +66,11 @@ class TableRun:
     @property
     def changed(self) -> bool:
         return any(o.status == "loaded" for o in self.outcomes)
+
+    @property
+    def checks(self) -> list[CheckOutcome]:
+        """Every blocking check the run's loads evaluated, load by load."""
+        return [check for o in self.outcomes for check in o.checks]
 
 
 class Refused(Exception):
@@ -300,7 +306,10 @@ def _load_group(loader: ObjectLoader, group, contract: SchemaFile, force: bool) 
             outcomes.append(Outcome(error.key, "rejected", str(error)))
             pending = [o for o in pending if o.key != error.key]
             continue
-        outcomes.extend(_outcomes(result, pending))
+        loaded = _outcomes(result, pending)
+        if loaded:
+            loaded[0].checks = list(result.checks)
+        outcomes.extend(loaded)
         break
     return outcomes
 

@@ -10,6 +10,8 @@ declared column schema and the files the run applied."""
 from collections.abc import Iterator
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     Config,
@@ -25,6 +27,7 @@ from pydantic import Field
 from etl_assets.defs.landing.apply import Landed, TableRun, apply_files
 from etl_assets.defs.landing.keys import PREFIX, LandingKey, RoutingError, parse_key
 from etl_assets.lib.assets import column_schema
+from etl_assets.lib.checks import CheckNames
 from etl_assets.loading import ledger
 from etl_assets.loading.dialect import table_ref
 from etl_assets.loading.ledger import SourceObject
@@ -65,12 +68,24 @@ def route(key: str) -> str:
     return parse_key(key).qualified
 
 
+KEY_CHECK = "primary_key_unique_not_null"
+CHECKS = {
+    CheckNames.ROWS_MATCH_SOURCE: "Rows loaded equal the records of each file (before publish).",
+    KEY_CHECK: "The declared primary key is unique and never null in each file's rows (before "
+    "publish; passes when the table declares none).",
+}
+
+
 @asset(
     key=AssetKey(["landing", "tables"]),
     group_name="landing",
     partitions_def=LANDING_TABLES,
     kinds={"s3", "sql"},
     pool="landing.tables",
+    check_specs=[
+        AssetCheckSpec(name, asset=AssetKey(["landing", "tables"]), description=text)
+        for name, text in CHECKS.items()
+    ],
 )
 def landing_tables(
     context: AssetExecutionContext,
@@ -91,6 +106,7 @@ def landing_tables(
     db, table = context.partition_key.split(".", 1)
     if _exists(warehouse, db, table):
         yield MaterializeResult(metadata=_metadata(warehouse, db, table, run))
+        yield from _check_results(run)
     if run.refused:
         raise Failure(
             description=f"{len(run.refused)} file(s) refused for {run.table}: "
@@ -151,6 +167,28 @@ def _metadata(warehouse: WarehouseResource, db: str, table: str, run: TableRun) 
         "files_loaded": sum(o.status == "loaded" for o in run.outcomes),
         "files_refused": len(run.refused),
     }
+
+
+def _check_results(run: TableRun) -> Iterator[AssetCheckResult]:
+    """Each check over the loads of this run: failed if it failed for any file."""
+    for name in CHECKS:
+        evaluated = [c for c in run.checks if _same_check(c.name, name)]
+        failed = [c for c in evaluated if not c.passed]
+        if failed:
+            detail = " | ".join(c.detail for c in failed)
+        elif evaluated:
+            detail = "; ".join(c.detail for c in evaluated)
+        elif name == KEY_CHECK and run.changed:
+            detail = f"{run.table} declares no primary key"
+        else:
+            detail = "no file loaded in this run"
+        yield AssetCheckResult(check_name=name, passed=not failed, description=detail[:2000])
+
+
+def _same_check(evaluated: str, declared: str) -> bool:
+    if declared == KEY_CHECK:
+        return evaluated.endswith("_unique_not_null")
+    return evaluated == declared
 
 
 def _files_table(run: TableRun) -> str:

@@ -60,6 +60,9 @@ def test_sample_files_apply_in_landing_order(declared, warehouse) -> None:
         (4, "Edsger", "paid"),
         (5, "Barbara", "free"),
     ]
+    checks = {e.check_name: e for e in by_table["dev.users"].get_asset_check_evaluations()}
+    assert checks["rows_match_source"].passed and checks["primary_key_unique_not_null"].passed
+    assert "duplicated keys (up to 10): none" in checks["primary_key_unique_not_null"].description
     (materialization,) = by_table["dev.users"].get_asset_materialization_events()
     metadata = materialization.materialization.metadata
     assert metadata["dagster/row_count"].value == 5
@@ -124,6 +127,10 @@ BAD_FILES = {
     ),
     "dev/append/users/13_empty.csv": ("", "empty file"),
     "dev/append/users/14_long.csv": ("user_id,name,level\n9,Zed,platinum+\n", "line 2"),
+    "dev/upsert/users/16_dupes.csv": (
+        "user_id,name\n30,A\n30,B\n",
+        "user_id_unique_not_null: 0 rows with a null key; duplicated keys (up to 10): 30 x2",
+    ),
 }
 
 
@@ -143,6 +150,13 @@ def test_bad_files_are_refused_logged_and_change_nothing(
         assert status == "rejected" and reason in error, (name, error)
         assert error.startswith(f"landing/{name}"), error
     assert users(warehouse) == [*before, (20, "Good", None)]  # the good file still loads
+    users_run = next(r for r in results if r.dagster_run.tags["dagster/partition"] == "dev.users")
+    key_check = next(
+        e
+        for e in users_run.get_asset_check_evaluations()
+        if e.check_name == "primary_key_unique_not_null"
+    )
+    assert not key_check.passed and "30 x2" in key_check.description
     for key, reason in [
         ("landing/dev/append/bad key.csv", "expected landing/<db>/<action>/<table>/<file>"),
         ("landing/prod/append/users/x.csv", "'prod' is not in ETL_LANDING_DATABASES"),
