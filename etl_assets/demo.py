@@ -174,29 +174,37 @@ def _sensor_runs(defs, domain: Domain, resources: dict, instance, cursors: dict)
     results = []
     group = {a.key for a in defs.assets if domain.name in a.group_names_by_key.values()}
     for sensor_def in defs.sensors:
-        targets = set(sensor_def.job.selection.resolve(defs.assets)) & group
-        if not targets:
+        if not set(sensor_def.job.selection.resolve(defs.assets)) & group:
             continue
         context = build_sensor_context(
             instance=instance, cursor=cursors.get(sensor_def.name), resources=resources
         )
         tick = sensor_def(context)
         cursors[sensor_def.name] = tick.cursor
-        for request in tick.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-        for request in tick.run_requests or []:
-            started = time.perf_counter()
-            result = materialize(
-                [*defs.assets, *defs.asset_checks],
-                selection=AssetSelection.assets(*targets),
-                resources=resources,
-                instance=instance,
-                partition_key=request.partition_key,
-                run_config=request.run_config,
-                tags=request.tags,
-                raise_on_error=False,
-            )
-            results.append((result, time.perf_counter() - started))
+        results += execute_requests(defs, sensor_def, tick, resources, instance)
+    return results
+
+
+def execute_requests(defs, sensor_def, tick, resources: dict, instance) -> list:
+    """What the daemon does with a sensor tick: add its dynamic partitions, launch its runs.
+    Returns (result, wall seconds) per run."""
+    for request in tick.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    targets = sensor_def.job.selection.resolve(defs.assets)
+    results = []
+    for request in tick.run_requests or []:
+        started = time.perf_counter()
+        result = materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=AssetSelection.assets(*targets),
+            resources=resources,
+            instance=instance,
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        results.append((result, time.perf_counter() - started))
     return results
 
 

@@ -12,6 +12,7 @@ from dagster import (
     materialize,
 )
 
+from etl_assets import demo
 from etl_assets.definitions import defs
 
 
@@ -63,19 +64,7 @@ def sensor_tick_and_runs(
 
 
 def execute_requests(sensor_def, tick, resources: dict, instance) -> list[ExecuteInProcessResult]:
-    """What the daemon does with a tick: add its dynamic partitions, launch its runs."""
-    for request in tick.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    targets = sensor_def.job.selection.resolve(defs.assets)
+    """What the daemon does with a tick (the demo's own code): partitions first, then runs."""
     return [
-        materialize(
-            [*defs.assets, *defs.asset_checks],
-            selection=AssetSelection.assets(*targets),
-            resources=resources,
-            instance=instance,
-            partition_key=request.partition_key,
-            run_config=request.run_config,
-            raise_on_error=False,
-        )
-        for request in tick.run_requests or []
+        result for result, _ in demo.execute_requests(defs, sensor_def, tick, resources, instance)
     ]
