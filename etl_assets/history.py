@@ -32,7 +32,8 @@ def file_history(
     """One page of a table's file history, and the cursor of the next page (None: the last)."""
     schema, _, name = table.partition(".")
     try:
-        checked_identifier(schema), checked_identifier(name)
+        checked_identifier(schema)
+        checked_identifier(name)
     except ValueError:
         raise BadRequest(f"table {table!r}: expected <db>.<table>") from None
     since = _time(landed_since, "landed_since") if landed_since else None
@@ -45,7 +46,8 @@ def file_history(
     more = len(rows) > limit
     rows = rows[:limit]
     token = _encode(rows[-1]) if more else None
-    return [_json_ready(row) for row in rows], token
+    actions = {d.name: d.key_action for d in domains.discover() if d.key_action}
+    return [_json_ready(row, actions) for row in rows], token
 
 
 def _ledger_exists(cur) -> bool:
@@ -56,11 +58,10 @@ def _ledger_exists(cur) -> bool:
     return cur.fetchone()[0] > 0
 
 
-def _json_ready(row: dict) -> dict:
-    action = None
-    for domain in domains.discover():
-        if domain.key_action and row["key"].startswith(f"{domain.name}/"):
-            action = domain.key_action(row["key"])
+def _json_ready(row: dict, actions: dict) -> dict:
+    """`actions`: domain -> what a key of that domain asks for (e.g. "append")."""
+    key_action = actions.get(row["key"].split("/", 1)[0])
+    action = key_action(row["key"]) if key_action else None
     landed, processed = row.pop("landed_at"), row.pop("processed_at")
     return {
         **row,

@@ -24,7 +24,9 @@ from dagster import (
 from psycopg2 import sql
 from pydantic import Field
 
+from etl_assets.defs.landing import tables as registry
 from etl_assets.defs.landing.apply import Landed, TableRun, apply_files
+from etl_assets.defs.landing.contract import ACTIONS
 from etl_assets.defs.landing.keys import PREFIX, LandingKey, RoutingError, parse_key
 from etl_assets.lib.assets import column_schema
 from etl_assets.lib.checks import CheckNames
@@ -119,8 +121,12 @@ def _landed(
     warehouse: WarehouseResource, s3_client, bucket: str, partition: str, config: LandedFiles
 ) -> list[Landed]:
     db, table = partition.split(".", 1)
+    # only this table's folders (one per action), not every file of the db
     listed = [
-        o for o in list_objects(s3_client, bucket, f"{PREFIX}{db}/") if _routes_to(o, partition)
+        o
+        for action in ACTIONS
+        for o in list_objects(s3_client, bucket, f"{PREFIX}{db}/{action}/{table}/")
+        if _routes_to(o, partition)
     ]
     if config.files:
         wanted = {(f.key, f.etag) for f in config.files}
@@ -149,13 +155,8 @@ def _routes_to(source: SourceObject, partition: str) -> bool:
 
 
 def _exists(warehouse: WarehouseResource, db: str, table: str) -> bool:
-    return bool(
-        warehouse.query(
-            "select count(*) from information_schema.tables where table_schema = %s"
-            " and table_name = %s",
-            (db, table),
-        )[0][0]
-    )
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        return registry.table_exists(cur, db, table)
 
 
 def _metadata(warehouse: WarehouseResource, db: str, table: str, run: TableRun) -> dict:
