@@ -137,7 +137,7 @@ def time_disk_through_publish(warehouse, path: Path) -> float:
             handle,
             size=1 << 18,
         )
-        finish_publish(cur, TARGET, cur.rowcount, "postgres")
+        finish_publish(cur, TARGET, staging, cur.rowcount)
         conn.commit()
     return time.perf_counter() - started
 

@@ -39,13 +39,16 @@ def test_files_prints_each_version_with_its_status(landed) -> None:
     )
     assert done.returncode == 0, done.stderr
     files = json.loads(done.stdout)
+    # oldest landing first; files landed in the same second (LastModified) in the order they
+    # were processed: the truncate was refused before the append was loaded
     assert [(f["key"].split("/")[-1], f["action"], f["status"]) for f in files] == [
         ("events.json", "schema", "loaded"),
-        ("01_events.csv", "append", "loaded"),
         ("02_reset.csv", "truncate", "rejected"),
+        ("01_events.csv", "append", "loaded"),
     ]
-    assert files[1]["rows"] == 3 and files[1]["etag"] and files[1]["size"] > 0
-    assert "not allowed" in files[2]["error"] and files[2]["run_id"]
+    assert [f["landed_at"] for f in files] == sorted(f["landed_at"] for f in files)
+    assert files[2]["rows"] == 3 and files[2]["etag"] and files[2]["size"] > 0
+    assert "not allowed" in files[1]["error"] and files[1]["run_id"]
     text = subprocess.run(
         [sys.executable, "-m", "etl_assets.cli", "files", "--table", "dev.events"],
         env=cli_env(landed),

@@ -296,7 +296,10 @@ def record_unroutable(warehouse: WarehouseResource, refused, log) -> None:
 
 
 def _partition_run(op_name: str, partition: str, versions: list[dict]) -> RunRequest:
-    files = [{"key": v["Key"], "etag": v["ETag"].strip('"')} for v in versions]
+    files = [
+        {"key": v["Key"], "etag": v["ETag"].strip('"'), "landed_at": v["LastModified"].isoformat()}
+        for v in versions
+    ]
     fingerprint = hashlib.sha1(json.dumps(files).encode()).hexdigest()[:16]
     return RunRequest(
         run_key=f"{partition}:{fingerprint}",

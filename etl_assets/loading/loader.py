@@ -98,6 +98,17 @@ class Converter(Protocol):
     def convert(self, s3_client: Any, source: SourceObject) -> SourceObject: ...
 
 
+@dataclass(frozen=True)
+class LoadStep:
+    """One load inside a transaction that may hold several (see `ObjectLoader.load_together`)."""
+
+    target: LoadTarget
+    objects: Sequence[SourceObject]
+    file_format: FileFormat
+    checks: ShadowCheck | None = None
+    converter: Converter | None = None
+
+
 @dataclass
 class LoadResult:
     status: str  # published | up_to_date | rejected | superseded
@@ -109,6 +120,16 @@ class LoadResult:
     @property
     def records(self) -> int:
         return sum(f.records for f in self.files)
+
+
+class StepRejected(Exception):
+    """A step's blocking checks failed: the transaction was rolled back, the step's files are
+    recorded as rejected. `index` is the step's position in `load_together`."""
+
+    def __init__(self, result: LoadResult, index: int = 0):
+        super().__init__("blocking checks failed")
+        self.result = result
+        self.index = index
 
 
 class ObjectLoader:
@@ -145,26 +166,75 @@ class ObjectLoader:
             pending = list(objects) if force else self._not_yet_published(cur, target, objects)
             if pending is None:
                 return self._up_to_date(cur, target, objects, checks, load_id)
-            dialect = self.warehouse.dialect
-            staging = prepare_staging(cur, target, dialect)
+            step = LoadStep(target, pending, file_format, checks, converter)
             try:
-                files = self._fill(
-                    cur, target, staging.fill, pending, file_format, load_id, converter
-                )
-            except LoadError as error:
-                conn.rollback()
-                self._record_rejection(target, pending, error, load_id)
-                raise
-            outcomes = checks(cur, staging.checked, files) if checks else []
-            if any(o.blocking and not o.passed for o in outcomes):
-                conn.rollback()
-                self._record_failed_checks(target, files, outcomes, load_id)
-                return LoadResult("rejected", load_id, files, outcomes)
-            rows = finish_publish(cur, target, sum(f.rows for f in files), dialect)
-            entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
-            entries += [LedgerEntry(o, ledger.SUPERSEDED) for o in superseded]
+                result = self._publish_step(conn, cur, step, load_id, first_write=True)
+            except StepRejected as rejected:
+                return rejected.result
+            entries = [LedgerEntry(o, ledger.SUPERSEDED) for o in superseded]
             self._record(cur, entries, target, load_id)
             conn.commit()
+        return result
+
+    def load_together(self, steps: Sequence[LoadStep], force: bool = False) -> list[LoadResult]:
+        """Publish several loads in ONE transaction, in order (e.g. one table's append, then
+        truncate, then upsert files): readers see none of them until all are published.
+        A step whose versions are all loaded already (appends, merges) is `up_to_date`.
+        A refused file raises `LoadError` and blocking checks failing raise `StepRejected`,
+        after the rollback and the ledger row: nothing of any step is published, and the
+        caller may retry the others."""
+        results: list[LoadResult] = []
+        written: set[str] = set()
+        with self.warehouse.get_connection() as conn, conn.cursor() as cur:
+            for name in sorted({step.target.name for step in steps}):
+                serialize(cur, self.warehouse.dialect, name)
+            for index, step in enumerate(steps):
+                load_id = str(uuid.uuid4())
+                pending = (
+                    list(step.objects)
+                    if force
+                    else self._not_yet_published(cur, step.target, step.objects)
+                )
+                if pending is None:
+                    results.append(LoadResult("up_to_date", load_id, [], []))
+                    continue
+                first_write = step.target.name not in written
+                written.add(step.target.name)
+                try:
+                    results.append(
+                        self._publish_step(
+                            conn, cur, replace(step, objects=pending), load_id, first_write
+                        )
+                    )
+                except StepRejected as rejected:
+                    rejected.index = index
+                    raise
+            conn.commit()
+        return results
+
+    def _publish_step(
+        self, conn, cur: Cursor, step: LoadStep, load_id: str, first_write: bool
+    ) -> LoadResult:
+        """Stage, fill, check and publish one step with its ledger rows, in the caller's
+        transaction. On a refused file or failing blocking checks: roll back, record why."""
+        target, dialect = step.target, self.warehouse.dialect
+        staging = prepare_staging(cur, target, dialect, in_place_append=first_write)
+        try:
+            files = self._fill(
+                cur, target, staging.fill, step.objects, step.file_format, load_id, step.converter
+            )
+        except LoadError as error:
+            conn.rollback()
+            self._record_rejection(target, step.objects, error, load_id)
+            raise
+        outcomes = step.checks(cur, staging.checked, files) if step.checks else []
+        if any(o.blocking and not o.passed for o in outcomes):
+            conn.rollback()
+            self._record_failed_checks(target, files, outcomes, load_id)
+            raise StepRejected(LoadResult("rejected", load_id, files, outcomes))
+        rows = finish_publish(cur, target, staging, sum(f.rows for f in files))
+        entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
+        self._record(cur, entries, target, load_id)
         return LoadResult("published", load_id, files, outcomes, rows)
 
     def _not_yet_published(
@@ -324,28 +394,36 @@ class ObjectLoader:
 
 @dataclass(frozen=True)
 class Staging:
-    """Where a load writes its rows (`fill`), and the relation its checks read (`checked`)."""
+    """Where a load writes its rows (`fill`), the relation its checks read (`checked`), and
+    whether that is the target itself (`in_place`)."""
 
     fill: sql.Identifier
     checked: sql.Composable
+    in_place: bool
 
 
-def prepare_staging(cur: Cursor, target: LoadTarget, dialect: str) -> Staging:
+def prepare_staging(
+    cur: Cursor, target: LoadTarget, dialect: str, in_place_append: bool = True
+) -> Staging:
     """Where the load's rows go before publish: the target itself for a whole-table replace
     (emptied in this transaction) and a PostgreSQL append; otherwise an empty session-private
     copy of its structure (Redshift keeps its DIST and SORT keys), dropped at publish or with a
-    rollback."""
-    if fills_in_place(target.mode, dialect):
+    rollback. `in_place_append=False`: the transaction already wrote to the target, so the
+    rows this append adds could not be told apart from those (checks read them by `xmin`)."""
+    in_place = fills_in_place(target.mode, dialect)
+    if isinstance(target.mode, Append):
+        in_place = in_place and in_place_append
+    if in_place:
         if not isinstance(target.mode, Append):
             clear_for_in_place(cur, target.schema, target.table)
-        return Staging(target.ref, rows_written_here(target.ref, target.mode))
+        return Staging(target.ref, rows_written_here(target.ref, target.mode), True)
     cur.execute(sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref))
-    return Staging(target.shadow, target.shadow)
+    return Staging(target.shadow, target.shadow, False)
 
 
-def finish_publish(cur: Cursor, target: LoadTarget, rows_in_place: int, dialect: str) -> int:
+def finish_publish(cur: Cursor, target: LoadTarget, staging: Staging, rows_in_place: int) -> int:
     """The rows the publish inserted: already in place, or moved from the shadow now."""
-    if fills_in_place(target.mode, dialect):
+    if staging.in_place:
         return rows_in_place
     return publish(cur, target.schema, target.table, target.shadow, target.mode)
 
@@ -367,6 +445,6 @@ def rebuild_table(
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
             return LoadResult("rejected", "", [], outcomes)
-        rows = finish_publish(cur, target, inserted, warehouse.dialect)
+        rows = finish_publish(cur, target, staging, inserted)
         conn.commit()
     return LoadResult("published", "", [], outcomes, rows)

@@ -1,14 +1,16 @@
 """What happens to the files of one landing table, in landing order: a schema file creates or
 evolves the table; a CSV is appended, replaces the rows (truncate) or is merged on the primary
 key (upsert). Every file ends with a ledger row: loaded, rejected (with the reason) or already
-there. Consecutive appends with the same header load in one transaction."""
+there. The data files between two schema files (any mix of append, truncate and upsert) are
+published in one transaction: readers see all of them or none."""
 
 from __future__ import annotations
 
 import csv
 import io
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from psycopg2.extensions import cursor as Cursor
 
@@ -26,7 +28,15 @@ from etl_assets.loading.dialect import serialize
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
-from etl_assets.loading.loader import CheckOutcome, LoadTarget, ObjectLoader, ShadowCheck
+from etl_assets.loading.loader import (
+    CheckOutcome,
+    LoadResult,
+    LoadStep,
+    LoadTarget,
+    ObjectLoader,
+    ShadowCheck,
+    StepRejected,
+)
 from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
 from etl_assets.loading.tables import create_schema, ensure_tables
 from etl_assets.resources.warehouse import WarehouseResource
@@ -118,11 +128,13 @@ def _not_yet_applied(
 
 
 def _batches(landed: list[Landed]) -> list[list[Landed]]:
-    """Consecutive appends become one batch (one transaction); anything else stands alone."""
+    """Consecutive data files become one batch (one transaction); a schema file stands alone
+    (it changes the contract the next files are read with, and on Redshift a type change
+    cannot run inside a transaction block)."""
     batches: list[list[Landed]] = []
     for item in landed:
         previous = batches[-1] if batches else None
-        if previous and item.route.action == "append" and previous[-1].route.action == "append":
+        if previous and "schema" not in (item.route.action, previous[-1].route.action):
             previous.append(item)
         else:
             batches.append([item])
@@ -227,8 +239,8 @@ def _apply_data(
             reason = f"{item.source.key}: {error}"
             loader.record_refusal(target_name, item.source, reason)
             outcomes.append(Outcome(item.source.key, "rejected", reason))
-    for group in _same_columns(ready):
-        outcomes.extend(_load_group(loader, group, contract, force))
+    if ready:
+        outcomes.extend(_load_together(loader, _steps(ready, contract), force))
     order = {item.source.key: i for i, item in enumerate(batch)}
     return sorted(outcomes, key=lambda o: order[o.key])
 
@@ -280,51 +292,71 @@ def read_header(s3_client, source: SourceObject) -> list[str]:
     return [name.strip().lower() for name in names]
 
 
-def _same_columns(ready: list[tuple[Landed, tuple[str, ...]]]):
-    """Runs of consecutive files with the same column list (one load each)."""
+def _steps(ready: list[tuple[Landed, tuple[str, ...]]], contract: SchemaFile) -> list[LoadStep]:
+    """Consecutive files with the same action and column list share a load step; a truncate
+    stands alone (two truncates in one step would publish both files' rows)."""
     groups: list[list[tuple[Landed, tuple[str, ...]]]] = []
-    for entry in ready:
-        if groups and groups[-1][-1][1] == entry[1]:
-            groups[-1].append(entry)
+    for item, columns in ready:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and item.route.action != "truncate"
+            and (last[0].route.action, last[1]) == (item.route.action, columns)
+        ):
+            groups[-1].append((item, columns))
         else:
-            groups.append([entry])
-    return groups
+            groups.append([(item, columns)])
+    return [_step(group, contract) for group in groups]
 
 
-def _load_group(loader: ObjectLoader, group, contract: SchemaFile, force: bool) -> list[Outcome]:
-    """Load a group in one transaction; a refused file is recorded and the rest retried."""
-    route = group[0][0].route
+def _step(group: list[tuple[Landed, tuple[str, ...]]], contract: SchemaFile) -> LoadStep:
+    route, columns = group[0][0].route, group[0][1]
     target = LoadTarget(route.db, route.table, _mode(route.action, contract))
-    pending = [item.source for item, _ in group]
+    sources = [item.source for item, _ in group]
+    return LoadStep(target, sources, Csv(columns=columns), _checks(contract))
+
+
+def _load_together(loader: ObjectLoader, steps: list[LoadStep], force: bool) -> list[Outcome]:
+    """Publish the steps in one transaction. A refused file (or a step whose blocking checks
+    fail) is recorded by the loader and left out; the others are tried again together."""
     outcomes: list[Outcome] = []
-    while pending:
+    while steps:
         try:
-            result = loader.load(
-                target, pending, Csv(columns=group[0][1]), _checks(contract), force=force
-            )
-        except LoadError as error:  # recorded as rejected by the loader
+            results = loader.load_together(steps, force=force)
+        except LoadError as error:
             outcomes.append(Outcome(error.key, "rejected", str(error)))
-            pending = [o for o in pending if o.key != error.key]
+            steps = _without_file(steps, error.key)
             continue
-        loaded = _outcomes(result, pending)
-        if loaded:
-            loaded[0].checks = list(result.checks)
-        outcomes.extend(loaded)
+        except StepRejected as rejected:
+            outcomes.extend(_outcomes(rejected.result, steps[rejected.index].objects))
+            steps = steps[: rejected.index] + steps[rejected.index + 1 :]
+            continue
+        for step, result in zip(steps, results, strict=True):
+            outcomes.extend(_outcomes(result, step.objects))
         break
     return outcomes
 
 
-def _outcomes(result, pending: list[SourceObject]) -> list[Outcome]:
+def _outcomes(result: LoadResult, sources: Sequence[SourceObject]) -> list[Outcome]:
+    """One outcome per file of a step; the first carries the checks the step evaluated."""
     if result.status == "rejected":
         failed = "; ".join(f"{o.name}: {o.detail}" for o in result.checks if not o.passed)
-        return [Outcome(o.key, "rejected", f"{o.key}: {failed}") for o in pending]
-    loaded = {f.source.key: f for f in result.files}
-    return [
-        Outcome(o.key, "loaded", "", loaded[o.key].rows)
-        if o.key in loaded and result.status == "published"
-        else Outcome(o.key, "up_to_date", "this version is already loaded")
-        for o in pending
-    ]
+        outcomes = [Outcome(o.key, "rejected", f"{o.key}: {failed}") for o in sources]
+    else:
+        loaded = {f.source.key: f for f in result.files}
+        outcomes = [
+            Outcome(o.key, "loaded", "", loaded[o.key].rows)
+            if o.key in loaded and result.status == "published"
+            else Outcome(o.key, "up_to_date", "this version is already loaded")
+            for o in sources
+        ]
+    outcomes[0].checks = list(result.checks)
+    return outcomes
+
+
+def _without_file(steps: list[LoadStep], key: str) -> list[LoadStep]:
+    kept = [replace(s, objects=[o for o in s.objects if o.key != key]) for s in steps]
+    return [s for s in kept if s.objects]
 
 
 def _mode(action: str, contract: SchemaFile) -> PublishMode:

@@ -8,6 +8,8 @@ first sees one of its files. Each partition's materializations carry that table'
 declared column schema and the files the run applied."""
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
 
 from dagster import (
     AssetCheckResult,
@@ -43,6 +45,11 @@ LANDING_TABLES = DynamicPartitionsDefinition(name="landing_tables")
 class LandedVersion(Config):
     key: str
     etag: str
+    landed_at: str | None = Field(
+        default=None,
+        description="when it landed (the notification's event time, in milliseconds, where a"
+        " queue is configured; LastModified otherwise)",
+    )
 
 
 class LandedFiles(Config):
@@ -129,8 +136,12 @@ def _landed(
         if _routes_to(o, partition)
     ]
     if config.files:
-        wanted = {(f.key, f.etag) for f in config.files}
-        chosen = [o for o in listed if (o.key, o.etag) in wanted]
+        landed_at = {(f.key, f.etag): f.landed_at for f in config.files}
+        chosen = [
+            replace(o, last_modified=_when(landed_at[o.key, o.etag], o))
+            for o in listed
+            if (o.key, o.etag) in landed_at
+        ]
         order = {(f.key, f.etag): i for i, f in enumerate(config.files)}
         chosen.sort(key=lambda o: order[(o.key, o.etag)])
     else:
@@ -140,11 +151,15 @@ def _landed(
             (o for o in listed if o.version not in seen), key=lambda o: (o.last_modified, o.key)
         )
     landed = [Landed(o, parse_key(o.key)) for o in chosen]
-    # LastModified has one-second resolution: a schema file and the data it declares, landed
-    # in the same second, apply schema first (a stable sort keeps the order otherwise)
+    # Of files landed at the same instant (LastModified has one-second resolution) a schema
+    # file applies first; a stable sort keeps the landing order otherwise
     return sorted(
         landed, key=lambda item: (item.source.last_modified, item.route.action != "schema")
     )
+
+
+def _when(landed_at: str | None, listed: SourceObject) -> datetime | None:
+    return datetime.fromisoformat(landed_at) if landed_at else listed.last_modified
 
 
 def _routes_to(source: SourceObject, partition: str) -> bool:

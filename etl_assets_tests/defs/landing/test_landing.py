@@ -2,11 +2,15 @@
 landing sensor ticks, its runs apply each table's files in landing order."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from dagster import DagsterInstance
 
 from etl_assets.defs.landing.sample_data import EVOLUTION, FILES, USERS_V1
+from etl_assets.loading.upload_queue import ensure_upload_queue
+from etl_assets.local import stack as local_stack
+from etl_assets.local.resources import bucket_for
 from etl_assets_tests.helpers import sensor_tick_and_runs
 
 SENSOR = "landing_upload_sensor"
@@ -194,3 +198,60 @@ def test_a_replayed_schema_file_and_a_rerun_partition_change_nothing(
     ]
     declared = [c["name"] for c in json.loads(contract)["columns"]]
     assert declared == [c["name"] for c in USERS_V1["columns"]]
+
+
+def transactions(warehouse, key_part: str) -> set:
+    """The transactions that wrote the ledger rows of the loaded files matching `key_part`."""
+    rows = warehouse.query(
+        "select xmin::text from etl_audit.file_ledger where object_key like %s and status = %s",
+        (f"%{key_part}%", "loaded"),
+    )
+    return {xid for (xid,) in rows}
+
+
+def test_a_mix_of_actions_landing_together_publishes_in_one_transaction(
+    declared, warehouse, s3_client, bucket, instance, stack
+) -> None:
+    """append, truncate, append (a value refused), append, upsert for one table in one tick:
+    the refused file is left out and the others are published by ONE transaction, in landing
+    order, so a reader sees the old rows or the final ones, never the truncated middle.
+    Landing order is the notifications' event time (milliseconds): the uploads fall in one
+    second, where LastModified would order them by key (every append before any truncate)."""
+    _, cursor = declared
+    sqs = local_stack.aws_client(stack, "sqs")
+    url = ensure_upload_queue(s3_client, sqs, bucket, "landing/", f"q-{bucket}")
+    announced = bucket_for(stack, bucket, upload_queues={"landing": url})
+    mixed = {
+        "dev/append/users/20_a.csv": "user_id,name\n20,Twenty\n",
+        "dev/truncate/users/21_reset.csv": "user_id,name,level\n1,Ada,paid\n2,Grace,paid\n",
+        "dev/append/users/22_bad.csv": "user_id,name\nnot-a-number,Bad\n",
+        "dev/append/users/23_b.csv": "user_id,name\n23,TwentyThree\n",
+        "dev/upsert/users/24_c.csv": "user_id,name,level\n2,Grace,free\n24,Z,paid\n",
+    }
+    for name in mixed:  # one upload at a time, in this order (not the keys' order)
+        s3_client.put_object(Bucket=bucket, Key=f"landing/{name}", Body=mixed[name].encode())
+    results, _ = tick(warehouse, announced, instance, cursor)
+    (run,) = results
+    assert not run.success  # it names its refused file
+    # the landed time the ledger keeps is the notification's (milliseconds), not LastModified
+    requested = run.dagster_run.run_config["ops"]["landing__tables"]["config"]["files"]
+    landed = {f["key"]: datetime.fromisoformat(f["landed_at"]) for f in requested}
+    kept = warehouse.query(
+        "select object_key, last_modified from etl_audit.file_ledger where object_key in %s",
+        (tuple(landed),),
+    )
+    assert {key: at.replace(tzinfo=UTC) for key, at in kept} == landed
+    assert users(warehouse) == [
+        (1, "Ada", "paid"),
+        (2, "Grace", "free"),
+        (23, "TwentyThree", None),
+        (24, "Z", "paid"),
+    ]
+    ((status, error),) = ledger(warehouse, "22_bad.csv")
+    assert status == "rejected" and "line 2, column user_id" in error
+    (xid,) = transactions(warehouse, "/users/2")  # the four loaded files: one transaction
+    assert (
+        len(warehouse.query("select 1 from etl_audit.file_ledger where xmin::text = %s", (xid,)))
+        == 4
+    )
+    assert {x for (x,) in warehouse.query("select distinct xmin::text from dev.users")} == {xid}
