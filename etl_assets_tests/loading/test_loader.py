@@ -13,6 +13,7 @@ from etl_assets.lib.checks import combine, no_key_drift, rows_match_source
 from etl_assets.loading.formats import Csv, JsonAuto, JsonPaths
 from etl_assets.loading.loader import LoadTarget, ObjectLoader
 from etl_assets.loading.postgres_copy import LoadError
+from etl_assets.loading.publish import Append
 from etl_assets.loading.sources import list_objects
 from etl_assets.loading.tables import ensure_tables
 
@@ -278,3 +279,24 @@ def test_a_converted_file_loads_and_the_ledger_and_errors_name_the_original(
     assert (failure.value.key, failure.value.line, failure.value.column) == ("c/p.txt", 3, "delay")
     assert "(in _converted/c/p.txt)" in str(failure.value)
     assert ledger(warehouse)[-1][:2] == ("c/p.txt", "rejected")
+
+
+def test_rows_match_source_compares_lines_read_with_rows_copy_wrote(warehouse, s3_client, bucket):
+    """A fresh load reconciles the lines counted on the way in with the rows COPY reports
+    (no scan of the table): a quoted line break makes two lines one row, and the load is
+    refused, nothing published."""
+    ensure_tables(warehouse, [])  # the ledger
+    warehouse.execute("create table public.notes (id integer, note varchar(20))")
+    warehouse.execute("insert into public.notes values (0, 'kept')")
+    s3_client.put_object(Bucket=bucket, Key="n/a.csv", Body=b'id,note\n1,"two\nlines"\n2,x\n')
+    result = ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("public", "notes", Append()),
+        list_objects(s3_client, bucket, "n/"),
+        Csv(),
+        rows_match_source(),
+    )
+    assert result.status == "rejected"
+    (outcome,) = result.checks
+    assert not outcome.passed and outcome.metadata == {"rows": 2, "records": 3}
+    assert "n/a.csv: 3 records, 2 rows" in outcome.detail
+    assert warehouse.query("select * from public.notes") == [(0, "kept")]
