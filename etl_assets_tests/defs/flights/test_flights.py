@@ -41,9 +41,13 @@ def published(warehouse) -> int:
 def loaded(warehouse, s3, s3_client, bucket, tmp_path):
     """Reference data and one published snapshot of 40 flights."""
     upload_reference(s3_client, bucket, tmp_path)
-    upload_flights(s3_client, bucket, "first upload.csv", 40)
+    key = upload_flights(s3_client, bucket, "first upload.csv", 40)
     result = run(warehouse, s3)
     assert result.success, failure_message(result) if not result.success else ""
+    # LastModified has one-second resolution: a test's next upload must land in a later
+    # second to be the newer one (same-second uploads are issue 9's)
+    landed = s3_client.head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
+    time.sleep(max(0.0, landed + 1.05 - time.time()))
     return result
 
 
