@@ -26,7 +26,7 @@ from dagster import (
 )
 from psycopg2 import sql
 
-from etl_assets.lib.checks import asset_key, blocking_specs, combine, shadow_checks
+from etl_assets.lib.checks import NamedCheck, asset_key, blocking_specs, combine, shadow_checks
 from etl_assets.lib.sources import ObjectSource, Selection, UploadConfig, Uploads
 from etl_assets.loading.dialect import create_view, serialize, table_ref
 from etl_assets.loading.formats import FileFormat
@@ -45,7 +45,8 @@ from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
 
 FormatFor = FileFormat | Callable[[Any, str], FileFormat]  # or (s3 client, bucket) -> format
-PublishFor = PublishMode | Callable[[AssetExecutionContext], PublishMode]
+# a mode, or (context, the versions chosen) -> mode: e.g. the run's days, or the workbook loaded
+PublishFor = PublishMode | Callable[[AssetExecutionContext, Selection], PublishMode]
 REPLACE = Replace()
 
 
@@ -59,10 +60,12 @@ def table_from_s3(
     converter: Converter | None = None,
     key_drift: bool = False,
     partitions_def: PartitionsDefinition | None = None,
+    more_checks: Sequence[NamedCheck] = (),
 ) -> AssetsDefinition:
-    """A table filled from S3 objects by the loader: shadow, blocking checks, publish, ledger."""
-    checks = shadow_checks(table, from_source=True, key_drift=key_drift)
-    check_fn = combine(*(check for _, _, check in checks))
+    """A table filled from S3 objects by the loader: shadow, blocking checks, publish, ledger.
+    `more_checks`: the domain's own checks on the rows before publish, beside the declared."""
+    checks = [*shadow_checks(table, from_source=True, key_drift=key_drift), *more_checks]
+    check_fn = combine(*(c.check for c in checks))
 
     def load(
         context: AssetExecutionContext,
@@ -76,7 +79,7 @@ def table_from_s3(
             selection = source.select(client, s3.bucket, context, config or UploadConfig())
         else:
             selection = source.select(client, s3.bucket, context)
-        target = LoadTarget(table.schema, table.name, _resolve(publish, context))
+        target = LoadTarget(table.schema, table.name, _resolve(publish, context, selection))
         result = ObjectLoader(warehouse, client, context.run.run_id).load(
             target,
             selection.objects,
@@ -121,11 +124,15 @@ def table_from_s3(
 
 
 def table_from_select(
-    table: TableSpec, *, deps: Sequence[TableSpec], description: str
+    table: TableSpec,
+    *,
+    deps: Sequence[TableSpec],
+    description: str,
+    more_checks: Sequence[NamedCheck] = (),
 ) -> AssetsDefinition:
     """A table rebuilt from `<table>.select.sql`, its declared checks run before publish."""
-    checks = shadow_checks(table, from_source=False)
-    check_fn = combine(*(check for _, _, check in checks))
+    checks = [*shadow_checks(table, from_source=False), *more_checks]
+    check_fn = combine(*(c.check for c in checks))
 
     @asset(
         key=asset_key(table),
@@ -255,8 +262,10 @@ def column_schema(warehouse: WarehouseResource, schema: str, table: str) -> Tabl
     )
 
 
-def _resolve(publish: PublishFor, context: AssetExecutionContext) -> PublishMode:
-    return publish(context) if callable(publish) else publish
+def _resolve(
+    publish: PublishFor, context: AssetExecutionContext, selection: Selection
+) -> PublishMode:
+    return publish(context, selection) if callable(publish) else publish
 
 
 def _source_metadata(selection: Selection) -> dict:
@@ -279,4 +288,4 @@ def _kept_published(checks, warehouse: WarehouseResource, table: TableSpec) -> l
     """For a stale upload skipped: nothing was published, the published rows stay."""
     (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table.ref))[0]
     detail = f"stale upload skipped; the {rows} published rows stay"
-    return [CheckOutcome(name, True, detail) for name, _, _ in checks]
+    return [CheckOutcome(c.name, True, detail, c.blocking) for c in checks]

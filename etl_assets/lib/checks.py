@@ -8,6 +8,7 @@ failure means nothing is published. Reference checks read published tables after
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from dagster import (
     AssetCheckResult,
@@ -56,14 +57,24 @@ def asset_key(table: TableSpec) -> AssetKey:
 # ---- shadow checks (blocking, before publish) -------------------------------------------
 
 
+class NamedCheck(NamedTuple):
+    """A check on the rows before publish: its name, what it asserts, the check. One that is
+    not `blocking` reports (WARN) and never stops the publish."""
+
+    name: str
+    description: str
+    check: ShadowCheck
+    blocking: bool = True
+
+
 def shadow_checks(
     table: TableSpec, *, from_source: bool, key_drift: bool = False
-) -> list[tuple[str, str, ShadowCheck]]:
-    """(name, description, check) for every blocking check the declaration asks for."""
-    found: list[tuple[str, str, ShadowCheck]] = []
+) -> list[NamedCheck]:
+    """Every blocking check the declaration asks for."""
+    found: list[NamedCheck] = []
     if from_source:
         found.append(
-            (
+            NamedCheck(
                 CheckNames.ROWS_MATCH_SOURCE,
                 "Rows loaded equal the records in the source files (before publish).",
                 rows_match_source(),
@@ -71,7 +82,7 @@ def shadow_checks(
         )
     if key_drift:
         found.append(
-            (
+            NamedCheck(
                 CheckNames.NO_KEY_DRIFT,
                 "Every record carries exactly the expected JSON keys (before publish).",
                 no_key_drift(),
@@ -79,7 +90,7 @@ def shadow_checks(
         )
     if table.key:
         found.append(
-            (
+            NamedCheck(
                 CheckNames.unique_not_null(table.key),
                 f"{', '.join(table.key)} is unique and never null (before publish).",
                 unique_not_null(*table.key),
@@ -87,7 +98,7 @@ def shadow_checks(
         )
     if table.not_null:
         found.append(
-            (
+            NamedCheck(
                 CheckNames.not_null(table.not_null),
                 f"{', '.join(table.not_null)} never null (before publish).",
                 not_null(*table.not_null),
@@ -96,12 +107,12 @@ def shadow_checks(
     return found
 
 
-def blocking_specs(
-    table: TableSpec, checks: Sequence[tuple[str, str, ShadowCheck]]
-) -> list[AssetCheckSpec]:
+def blocking_specs(table: TableSpec, checks: Sequence[NamedCheck]) -> list[AssetCheckSpec]:
     return [
-        AssetCheckSpec(name, asset=asset_key(table), blocking=True, description=text)
-        for name, text, _ in checks
+        AssetCheckSpec(
+            c.name, asset=asset_key(table), blocking=c.blocking, description=c.description
+        )
+        for c in checks
     ]
 
 

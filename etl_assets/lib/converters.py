@@ -34,9 +34,9 @@ class JsonArrayToLines:
         return put_converted(s3_client, source, lines)
 
 
-def put_converted(s3_client, source: SourceObject, body: bytes) -> SourceObject:
-    """Store a conversion of `source` beside it and return the stored version."""
-    key = CONVERTED_PREFIX + source.key
+def put_converted(s3_client, source: SourceObject, body: bytes, suffix: str = "") -> SourceObject:
+    """Store a conversion of `source` (`_converted/<key><suffix>`) and return that version."""
+    key = CONVERTED_PREFIX + source.key + suffix
     written = s3_client.put_object(Bucket=source.bucket, Key=key, Body=body)
     head = s3_client.head_object(Bucket=source.bucket, Key=key, IfMatch=written["ETag"])
     return SourceObject(

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -142,25 +142,29 @@ def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest"
 
 
 def upload_sensor(
-    target: AssetsDefinition,
+    target: AssetsDefinition | Sequence[AssetsDefinition],
     prefix: str,
     *,
     policy: Policy = "newest",
     name: str | None = None,
+    then: Sequence[AssetsDefinition] = (),
 ) -> SensorDefinition:
-    """A sensor starting `target` (an asset loading `Uploads(prefix)`) for new uploads."""
-    op_name = target.op.name
-    sensor_name = name or f"{op_name}_upload_sensor"
+    """A sensor starting `target` (assets loading `Uploads(prefix)`, each given the upload in
+    its config) for new uploads; `then`: assets built from them in the same run."""
+    loaders = [target] if isinstance(target, AssetsDefinition) else list(target)
+    op_names = [loader.op.name for loader in loaders]
+    sensor_name = name or f"{op_names[0]}_upload_sensor"
     what = "only the newest of those" if policy == "newest" else "every one, in landing order,"
+    loaded = ", ".join(loader.key.to_user_string() for loader in loaders)
     description = (
-        f"Starts a run of {target.key.to_user_string()} for new object versions under {prefix}; "
+        f"Starts a run of {loaded} for new object versions under {prefix}; "
         f"{what} is loaded"
         + (" and the others are recorded as superseded." if policy == "newest" else ".")
     )
 
     @sensor(
         name=sensor_name,
-        target=[target],
+        target=[*loaders, *then],
         minimum_interval_seconds=sensor_interval_s(prefix),
         default_status=DefaultSensorStatus.RUNNING,
         description=description,
@@ -173,18 +177,18 @@ def upload_sensor(
             upload_queue.delete(s3.get_sqs_client(), s3.queue_url(prefix), receipts)
         if not plan.requested:
             return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
-        runs = [_run_request(op_name, o, plan.superseded) for o in plan.requested]
+        runs = [_run_request(op_names, o, plan.superseded) for o in plan.requested]
         return SensorResult(run_requests=runs, cursor=plan.cursor.dump())
 
     return _sensor
 
 
-def _run_request(op_name: str, upload: dict, superseded: list[str]) -> RunRequest:
+def _run_request(op_names: list[str], upload: dict, superseded: list[str]) -> RunRequest:
     key, etag = upload["Key"], upload["ETag"].strip('"')
     config = {"key": key, "etag": etag, "superseded": superseded}
     return RunRequest(
         run_key=f"{key}:{etag}",
-        run_config={"ops": {op_name: {"config": config}}},
+        run_config={"ops": {op: {"config": config} for op in op_names}},
         tags={"etl_assets/upload": key},
     )
 

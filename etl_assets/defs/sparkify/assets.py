@@ -7,7 +7,7 @@ from psycopg2 import sql
 
 from etl_assets.defs.sparkify import tables as t
 from etl_assets.lib.assets import table_from_s3, table_from_select
-from etl_assets.lib.sources import DatedFiles, Prefix
+from etl_assets.lib.sources import DatedFiles, Prefix, Selection
 from etl_assets.loading.formats import JsonAuto, JsonPaths
 from etl_assets.loading.publish import ReplacePartition
 from etl_assets.loading.sources import read_small_object
@@ -21,8 +21,9 @@ def log_jsonpaths(s3_client, bucket: str) -> JsonPaths:
     return JsonPaths.parse(t.LOG_JSONPATHS_KEY, document)
 
 
-def event_days(context: AssetExecutionContext) -> ReplacePartition:
+def event_days(context: AssetExecutionContext, selection: Selection) -> ReplacePartition:
     """The run's days: the events whose `ts` (epoch milliseconds) falls inside them."""
+    del selection  # the days' files
     window, keys = context.partition_time_window, context.partition_key_range
     return ReplacePartition(
         key=f"{keys.start}..{keys.end}",

@@ -1,0 +1,18 @@
+-- One row per workbook and store city: the `darties` sheet of each workbook version.
+create table if not exists darties.workbook_stores (
+    source_key         varchar(1024) not null,
+    landed_at          timestamp     not null,
+    store_city         varchar(64)   not null,
+    brand              varchar(64),
+    advertising        double precision,
+    region             varchar(64),
+    location           varchar(64),
+    cash_registers     integer,
+    population         bigint,
+    blue_collar_rate   double precision,
+    white_collar_rate  double precision,
+    inactive_rate      double precision,
+    under_25_rate      double precision,
+    from_25_to_35_rate double precision,
+    over_35_rate       double precision
+)

@@ -1,0 +1,135 @@
+"""Darties on the real stack, driven as in production: workbooks land under `darties/`, the
+upload sensor ticks, its runs convert, load and derive the star."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance
+
+from etl_assets.defs.darties.sample_data import (
+    city_names,
+    workbook_sheets,
+    write_darties,
+    write_workbook,
+)
+from etl_assets_tests.helpers import sensor_tick_and_runs
+
+SENSOR = "darties_upload_sensor"
+CITIES = city_names(12)
+
+
+@pytest.fixture
+def instance():
+    return DagsterInstance.ephemeral()
+
+
+def land(s3_client, bucket: str, path: Path, name: str | None = None) -> str:
+    key = f"darties/{name or path.name}"
+    s3_client.upload_file(str(path), bucket, key)
+    return key
+
+
+def tick(warehouse, s3, instance, cursor=None):
+    return sensor_tick_and_runs(SENSOR, warehouse, s3, instance, cursor)
+
+
+def ledger(warehouse, key: str) -> list[tuple]:
+    return warehouse.query(
+        "select target_table, status, error from etl_audit.file_ledger where object_key = %s"
+        " order by recorded_at, target_table",
+        (key,),
+    )
+
+
+@pytest.fixture
+def sample(warehouse, s3, s3_client, bucket, instance, tmp_path):
+    """The generated sample: 2020 HISTO, 2021 BUDGET, January and février 2021."""
+    folder = write_darties(tmp_path)
+    for path in sorted(folder.iterdir()):
+        land(s3_client, bucket, path)
+    results, cursor = tick(warehouse, s3, instance)
+    return folder, results, cursor
+
+
+def test_workbooks_become_a_star_with_monthly_precedence(sample, warehouse) -> None:
+    folder, results, _ = sample
+    assert len(results) == 4 and all(r.success for r in results)
+    # 12 cities x 3 families x (12 months of 2020 + 12 of 2021)
+    assert warehouse.query("select count(*) from darties.sales") == [(12 * 3 * 24,)]
+    by_month = dict(
+        warehouse.query(
+            "select to_char(month_start, 'YYYY-MM'), min(source_key) from darties.sales"
+            " group by 1 having count(distinct source_key) = 1"
+        )
+    )
+    assert len(by_month) == 24  # every month from exactly one workbook
+    assert by_month["2020-06"] == "darties/2020_HISTO.xlsx"
+    assert by_month["2021-01"] == "darties/Janvier_2021.xlsx"
+    assert by_month["2021-02"] == "darties/février_2021.xlsx"
+    assert by_month["2021-03"] == "darties/2021_BUDGET.xlsx"
+    # the monthly workbook's own numbers, not the budget's
+    january = pd.read_excel(folder / "Janvier_2021.xlsx", sheet_name="V_Hifi")
+    published = dict(
+        warehouse.query(
+            "select store_city, units_actual from darties.sales"
+            " where month_start = '2021-01-01' and family = 'Hifi'"
+        )
+    )
+    assert published == dict(zip(january["Villes"], january["R_mois"], strict=True))
+    budget_actuals = warehouse.query(
+        "select count(*), count(units_actual), count(turnover_actual), count(margin_actual)"
+        " from darties.sales where source_key like '%BUDGET%'"
+    )
+    assert budget_actuals == [(12 * 3 * 10, 0, 0, 0)]  # NULL, never 0
+    assert warehouse.query("select count(*) from darties.stores") == [(12,)]
+    assert warehouse.query("select count(*), min(label_fr) from darties.months") == [(24, "Août")]
+    assert warehouse.query("select family, label from darties.product_families order by 1") == [
+        ("Fours", "Ovens"),
+        ("Hifi", "Hi-fi"),
+        ("Magneto", "Video recorders"),
+    ]
+    assert warehouse.query("select count(*) from darties.sales_vs_objective") == [(5 * 24 * 3,)]
+    sums = [
+        e
+        for r in results
+        for e in r.get_asset_check_evaluations()
+        if e.check_name == "sheet_sums_match"
+    ]
+    # each workbook: 9 sheets (3 measures x 3 families) x objective and actual
+    assert [e.passed for e in sums] == [True] * 4
+    assert all("18 sheet sums equal" in e.description for e in sums)
+    checks = {e.check_name: e for r in results for e in r.get_asset_check_evaluations()}
+    assert checks["budget_actuals_null"].passed
+    assert checks["store_city_month_start_family_unique_not_null"].passed
+    assert checks["references_stores"].passed
+
+
+def test_a_new_version_replaces_its_rows_and_the_same_version_adds_nothing(
+    sample, warehouse, s3, s3_client, bucket, instance, tmp_path
+) -> None:
+    _, _, cursor = sample
+    before = warehouse.query("select count(*), sum(units_actual) from darties.sales")
+    changed = workbook_sheets("monthly", CITIES, seed=99)
+    changed["V_Fours"]["R_mois"] = 1000
+    key = land(s3_client, bucket, write_workbook(tmp_path / "v2" / "Janvier_2021.xlsx", changed))
+    results, cursor = tick(warehouse, s3, instance, cursor)
+    assert [r.success for r in results] == [True]
+    assert warehouse.query("select count(*) from darties.sales") == [before[0][:1]]
+    fours = warehouse.query(
+        "select min(units_actual), max(units_actual), count(*) from darties.sales"
+        " where month_start = '2021-01-01' and family = 'Fours'"
+    )
+    assert fours == [(1000, 1000, 12)]
+    assert warehouse.query(
+        "select count(*) from darties.workbook_sales where source_key = %s", (key,)
+    ) == [(12 * 3,)]
+    # the same version again (a lost cursor re-lists everything): nothing changes
+    after = warehouse.query("select count(*), sum(units_actual) from darties.sales")
+    ledger_rows = warehouse.query("select count(*) from etl_audit.file_ledger")
+    results, _ = tick(warehouse, s3, instance, cursor=None)
+    assert results and all(r.success for r in results)
+    assert warehouse.query("select count(*), sum(units_actual) from darties.sales") == after
+    statuses = {s for (s,) in warehouse.query("select distinct status from etl_audit.file_ledger")}
+    assert statuses == {"loaded"}
+    assert warehouse.query("select count(*) from etl_audit.file_ledger") == ledger_rows
