@@ -165,7 +165,16 @@ def _read_sheets(body: bytes) -> tuple[dict[str, pd.DataFrame], str]:
     errors = []
     for engine in ("calamine", "openpyxl"):
         try:
-            return pd.read_excel(io.BytesIO(body), sheet_name=None, engine=engine), engine
+            # only an empty cell is missing: pandas' default would also read text such as
+            # 'n/a', 'NA' or '-' as NULL, silently
+            sheets = pd.read_excel(
+                io.BytesIO(body),
+                sheet_name=None,
+                engine=engine,
+                keep_default_na=False,
+                na_values=[""],
+            )
+            return sheets, engine
         except ImportError as error:
             errors.append(f"{engine}: {error}")
         except Exception as error:  # each engine has its own errors for a file it cannot read
@@ -243,7 +252,7 @@ def _numbers(frame: pd.DataFrame, sheet: str, column: str, whole: bool) -> pd.Se
             index = fractional.idxmax()
             raise WorkbookError(
                 f"sheet {sheet}, row {_row(index)}, column {column}",
-                f"{numeric[index]!r} is not a whole number of units",
+                f"{float(numeric[index])!r} is not a whole number of units",
             )
         return numeric.astype("Int64")
     return numeric.astype("float64")

@@ -13,7 +13,7 @@ from etl_assets.defs.darties.sample_data import (
     write_darties,
     write_workbook,
 )
-from etl_assets_tests.helpers import sensor_tick_and_runs
+from etl_assets_tests.helpers import failure_message, sensor_tick_and_runs
 
 SENSOR = "darties_upload_sensor"
 CITIES = city_names(12)
@@ -133,3 +133,117 @@ def test_a_new_version_replaces_its_rows_and_the_same_version_adds_nothing(
     statuses = {s for (s,) in warehouse.query("select distinct status from etl_audit.file_ledger")}
     assert statuses == {"loaded"}
     assert warehouse.query("select count(*) from etl_audit.file_ledger") == ledger_rows
+
+
+def _mutated(change) -> dict[str, pd.DataFrame]:
+    sheets = workbook_sheets("monthly", CITIES, seed=7)
+    change(sheets)
+    return sheets
+
+
+def _set(sheet: str, column: str, index: int, value):
+    def change(sheets):
+        frame = sheets[sheet]
+        frame[column] = frame[column].astype(object)
+        frame.loc[index, column] = value
+
+    return change
+
+
+BAD_WORKBOOKS = {
+    "missing sheet": (
+        "Mars_2021.xlsx",
+        lambda s: s.pop("MB_Hifi"),
+        "sheet MB_Hifi: missing (expected sheets darties, V_Fours",
+    ),
+    "misnamed sheet": (
+        "Mars_2021.xlsx",
+        lambda s: s.update({"v_fours": s.pop("V_Fours")}),
+        "sheet V_Fours: missing",
+    ),
+    "unexpected column": (
+        "Mars_2021.xlsx",
+        lambda s: s["CA_Hifi"].insert(3, "Remarque", [None, "promo"] + [None] * 10),
+        "sheet CA_Hifi, row 3, column Remarque: unexpected column",
+    ),
+    "fractional units": (
+        "Mars_2021.xlsx",
+        _set("V_Hifi", "R_mois", 4, 2.5),
+        "sheet V_Hifi, row 6, column R_mois: 2.5 is not a whole number of units",
+    ),
+    "text in a number": (
+        "Mars_2021.xlsx",
+        _set("CA_Fours", "O_mois", 2, "n/a"),
+        "sheet CA_Fours, row 4, column O_mois: 'n/a' is not a number",
+    ),
+    "city twice": (
+        "Mars_2021.xlsx",
+        _set("V_Magneto", "Villes", 5, CITIES[0]),
+        "sheet V_Magneto, row 7, column Villes: city 'Ville_0000' appears twice (rows 2, 7)",
+    ),
+    "unknown city": (
+        "Mars_2021.xlsx",
+        _set("MB_Fours", "Villes", 3, "Atlantis"),
+        "sheet MB_Fours, row 5, column Villes: city 'Atlantis' is not in the darties sheet",
+    ),
+    "month not French": (
+        "January_2021.xlsx",
+        lambda s: None,
+        "file name: 'January' is not a French month name",
+    ),
+    "no such workbook name": (
+        "ventes.xlsx",
+        lambda s: None,
+        "file name: 'ventes.xlsx' is not YYYY_HISTO.xlsx, YYYY_BUDGET.xlsx or"
+        " <French month>_YYYY.xlsx",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WORKBOOKS))
+def test_a_bad_workbook_is_refused_naming_sheet_row_and_column(
+    case, sample, warehouse, s3, s3_client, bucket, instance, tmp_path
+) -> None:
+    _, _, cursor = sample
+    name, change, reason = BAD_WORKBOOKS[case]
+    before = warehouse.query("select * from darties.sales order by 1, 2, 3")
+    key = land(s3_client, bucket, write_workbook(tmp_path / "bad" / name, _mutated(change)))
+    results, _ = tick(warehouse, s3, instance, cursor)
+    (run,) = results
+    assert not run.success
+    message = failure_message(run)
+    assert f"{key}: {reason}" in message, message
+    rows = ledger(warehouse, key)
+    assert [(table, status) for table, status, _ in rows] == [
+        ("darties.workbook_sales", "rejected"),
+        ("darties.workbook_stores", "rejected"),
+    ]
+    assert all(reason in error for _, _, error in rows)
+    assert warehouse.query("select * from darties.sales order by 1, 2, 3") == before
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "reason"),
+    [
+        ("Avril_2021.xlsx", b"Villes;O_mois\nParis;3\n", "not an Excel workbook"),
+        ("Mai_2021.xlsx", b"", "not an Excel workbook"),
+    ],
+)
+def test_a_file_that_is_not_a_workbook_is_refused(
+    name, body, reason, sample, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    _, _, cursor = sample
+    key = f"darties/{name}"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+    (run,) = tick(warehouse, s3, instance, cursor)[0]
+    assert not run.success and f"{key}: file: {reason}" in failure_message(run)
+    assert {status for _, status, _ in ledger(warehouse, key)} == {"rejected"}
+
+
+def test_budget_actuals_are_refused(sample, warehouse, s3, s3_client, bucket, instance, tmp_path):
+    _, _, cursor = sample
+    sheets = workbook_sheets("histo", CITIES, seed=3)  # a HISTO's actuals, named a budget
+    key = land(s3_client, bucket, write_workbook(tmp_path / "b" / "2022_BUDGET.xlsx", sheets))
+    (run,) = tick(warehouse, s3, instance, cursor)[0]
+    assert not run.success
+    assert f"{key}: file: a budget workbook carries actuals" in failure_message(run)
