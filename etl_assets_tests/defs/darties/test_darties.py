@@ -247,3 +247,57 @@ def test_budget_actuals_are_refused(sample, warehouse, s3, s3_client, bucket, in
     (run,) = tick(warehouse, s3, instance, cursor)[0]
     assert not run.success
     assert f"{key}: file: a budget workbook carries actuals" in failure_message(run)
+
+
+def test_real_workbooks_load_and_match_an_independent_reading(
+    warehouse, s3, s3_client, bucket, instance, shared_datasets
+) -> None:
+    """The real 2020 HISTO and January 2021 workbooks (read in place), against figures read
+    from the same files by openpyxl (the loader reads with calamine)."""
+    folder = shared_datasets / "darties"
+    for name in ("2020_HISTO.xlsx", "Janvier_2021.xlsx"):
+        land(s3_client, bucket, folder / name)
+    results, _ = tick(warehouse, s3, instance)
+    assert [r.success for r in results] == [True, True]
+    assert warehouse.query("select count(*) from darties.sales") == [(48 * 3 * 13,)]
+    assert warehouse.query("select count(*) from darties.stores") == [(48,)]
+    stray = [
+        e
+        for r in results
+        for e in r.get_asset_check_evaluations()
+        if e.check_name == "no_stray_cells" and not e.passed
+    ]
+    assert [e.description for e in stray] == [
+        "sheet CA_Magneto, row 24, column Unnamed: 7: '&' ignored (no header)"
+    ]
+
+    histo = folder / "2020_HISTO.xlsx"
+    regions = pd.read_excel(histo, sheet_name="darties", engine="openpyxl")[["Villes", "REGION"]]
+    turnover = pd.concat(
+        pd.read_excel(histo, sheet_name=f"CA_{f}", engine="openpyxl")
+        for f in ("Fours", "Hifi", "Magneto")
+    )
+    actual = turnover.filter(like="R_").sum(axis=1).groupby(turnover["Villes"]).sum()
+    objective = turnover.filter(like="O_").sum(axis=1).groupby(turnover["Villes"]).sum()
+    by_region = regions.set_index("Villes").join(actual.rename("a")).join(objective.rename("o"))
+    expected = by_region.groupby("REGION")[["a", "o"]].sum()
+    published = warehouse.query(
+        "select region, sum(turnover_actual), sum(turnover_objective) from"
+        " darties.sales_vs_objective where month_start < '2021-01-01' group by region"
+    )
+    assert len(published) == 5
+    for region, turnover_actual, turnover_objective in published:
+        assert turnover_actual == pytest.approx(expected.loc[region, "a"])
+        assert turnover_objective == pytest.approx(expected.loc[region, "o"])
+    january = pd.read_excel(folder / "Janvier_2021.xlsx", sheet_name="V_Magneto", engine="openpyxl")
+    ((objective, actual, counted),) = warehouse.query(
+        "select sum(units_objective), sum(units_actual), count(units_actual) from darties.sales"
+        " where family = 'Magneto' and month_start = '2021-01-01'"
+    )
+    # the real R_mois column here is read as floats (one cell empty): whole numbers, accepted
+    assert january["R_mois"].dtype == "float64" and january["R_mois"].isna().sum() == 1
+    assert (int(objective), int(actual), counted) == (
+        int(january["O_mois"].sum()),
+        int(january["R_mois"].sum()),
+        int(january["R_mois"].count()),
+    )
