@@ -29,6 +29,18 @@ DEMO_TABLES = (
         for t in ["airlines", "airports", "flights", "flights_reporting", "delayed_flights_agg"]
     }
     | {"landing.tables", "dev.users", "dev.events"}
+    | {
+        f"darties.{t}"
+        for t in [
+            "workbook_sales",
+            "workbook_stores",
+            "stores",
+            "product_families",
+            "months",
+            "sales",
+            "sales_vs_objective",
+        ]
+    }
 )
 
 
@@ -72,6 +84,8 @@ def test_demo_json_report_on_generated_data(home: Path) -> None:
         }
     ]
     assert report["tables"]["dev.users"] == 3 and report["tables"]["landing.tables"] == 2
+    # 12 cities x 3 families x 24 months (2020 HISTO, 2021 budget, January and February 2021)
+    assert report["tables"]["darties.sales"] == 12 * 3 * 24
 
 
 def test_demo_exits_non_zero_when_an_error_check_fails(home: Path, tmp_path: Path) -> None:
@@ -92,14 +106,14 @@ def test_demo_exits_non_zero_when_an_error_check_fails(home: Path, tmp_path: Pat
     drift = next(c for c in failed if c["check"] == "no_source_key_drift")
     assert drift["asset"] == "sparkify/staging_events" and drift["severity"] == "ERROR"
     assert "2018-11-02-events.json" in drift["detail"] and "surprise" in drift["detail"]
-    assert report["skipped"] == ["flights", "landing"]  # no folders for them in this data
+    assert report["skipped"] == ["darties", "flights", "landing"]  # no folders in this data
 
 
 def test_absent_domain_folders_are_reported_as_skipped(home: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     done = etl_assets(home, "demo", "--data", str(tmp_path / "empty"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout)["skipped"] == ["flights", "landing", "sparkify"]
+    assert json.loads(done.stdout)["skipped"] == ["darties", "flights", "landing", "sparkify"]
 
 
 def test_up_is_idempotent_and_down_stops(home: Path) -> None:
