@@ -31,6 +31,7 @@ bench: install         ## load speed and memory, ratios against a baseline in th
 	$(BIN)/python -m etl_assets_tests.bench
 	$(BIN)/python -m etl_assets_tests.bench_flights
 	$(BIN)/python -m etl_assets_tests.bench_landing
+	$(BIN)/python -m etl_assets_tests.bench_darties
 
 lint: install
 	$(BIN)/ruff check etl_assets etl_assets_tests
