@@ -25,6 +25,8 @@ from etl_assets.loading.ledger import SourceObject
 
 CHUNK_BYTES = 1 << 18
 _COPY_LINE = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
+# a row COPY refuses: a value its column refuses, or a constraint (NOT NULL, CHECK) it breaks
+ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
 
 __all__ = ["LoadError", "LoadedFile", "fill_from_objects"]
 
@@ -98,7 +100,7 @@ def _copy_csv(
         else:
             reader, first_data_line = CountingReader(body), 1
         cur.copy_expert(statement, reader, size=CHUNK_BYTES)
-    except psycopg2.DataError as error:
+    except ROW_ERRORS as error:
         raise _copy_error(obj, error, lambda record: record + first_data_line - 1) from error
     finally:
         body.close()
@@ -121,11 +123,13 @@ def _copy_json(
     except psycopg2.Error as error:
         if reader.error is not None:
             raise reader.error from None
-        if isinstance(error, psycopg2.DataError):
+        if isinstance(error, ROW_ERRORS):
             raise _copy_error(obj, error, reader.source_line) from error
         raise
     finally:
         body.close()
+    if reader.records == 0:  # an empty daily file would publish nothing for its day
+        raise LoadError(obj.key, None, "empty file (no JSON records)")
     missing, unknown = reader.missing_and_unknown(expected)
     return LoadedFile(obj, reader.records, cur.rowcount, missing, unknown)
 
@@ -134,9 +138,16 @@ def _copy_error(
     obj: SourceObject, error: psycopg2.Error, source_line: Callable[[int], int]
 ) -> LoadError:
     """COPY's own error, re-addressed to the file: its line, its column, the reason."""
-    match = _COPY_LINE.search(error.diag.context or "")
-    line = source_line(int(match.group(1))) if match else None
-    column = match.group(2) if match else None
+    context = error.diag.context or ""
+    match = _COPY_LINE.search(context)
+    line = None
+    if match:
+        copy_line = int(match.group(1))
+        if (error.diag.message_primary or "").startswith("unterminated CSV quoted field"):
+            # COPY reports where the input ended; the record began that many lines earlier
+            copy_line -= context.split(": ", 1)[-1].count("\n")
+        line = source_line(max(copy_line, 1))
+    column = (match.group(2) if match else None) or error.diag.column_name
     reason = (error.diag.message_primary or str(error)).strip()
     if error.diag.message_detail:
         reason = f"{reason}: {error.diag.message_detail.strip()}"

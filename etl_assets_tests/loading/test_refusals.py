@@ -1,0 +1,95 @@
+"""Issue 9: every bad file is refused with its key, real line, column and reason, recorded in
+the ledger as rejected, and nothing already published changes."""
+
+import json
+
+import pytest
+
+from etl_assets.defs.sparkify import tables as t
+from etl_assets.defs.sparkify.sample_data import jsonpaths_document
+from etl_assets.lib.checks import rows_match_source
+from etl_assets.loading.errors import LoadError
+from etl_assets.loading.formats import Csv, JsonAuto, JsonPaths
+from etl_assets.loading.loader import LoadTarget, ObjectLoader
+from etl_assets.loading.publish import ReplacePartition
+from etl_assets.loading.sources import list_objects
+from etl_assets.loading.tables import ensure_tables
+from etl_assets_tests.loading.test_loader import event
+
+JSONPATHS = JsonPaths.parse("sparkify/log_json_path.json", jsonpaths_document())
+
+
+def ledger(warehouse, key: str) -> list[tuple]:
+    return warehouse.query(
+        "select status, error from etl_audit.file_ledger where object_key = %s", (key,)
+    )
+
+
+@pytest.mark.parametrize("body", [b"", b"   \n\n  \n", b"\n"])
+def test_an_empty_event_log_is_refused_and_the_day_keeps_its_rows(
+    warehouse, s3_client, bucket, body
+) -> None:
+    """Item 1: an empty or whitespace-only daily log used to publish nothing for its day."""
+    from psycopg2 import sql
+
+    ensure_tables(warehouse, t.ALL_TABLES)
+    key = "logs/2018-11-01-events.json"
+    day = ReplacePartition("2018-11-01", sql.SQL("ts >= 1541030400000 and ts < 1541116800000"))
+    target = LoadTarget("sparkify", "staging_events", day)
+    loader = ObjectLoader(warehouse, s3_client)
+    s3_client.put_object(
+        Bucket=bucket, Key=key, Body="\n".join(json.dumps(event(i)) for i in range(5)).encode()
+    )
+    loader.load(target, list_objects(s3_client, bucket, "logs/"), JSONPATHS, rows_match_source())
+    s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+    with pytest.raises(LoadError) as refused:
+        loader.load(target, list_objects(s3_client, bucket, "logs/"), JSONPATHS)
+    assert str(refused.value) == f"{key}: file: empty file (no JSON records)"
+    assert warehouse.query("select count(*) from sparkify.staging_events") == [(5,)]
+    assert [status for status, _ in ledger(warehouse, key)] == ["loaded", "rejected"]
+
+
+def test_an_empty_song_file_is_refused(warehouse, s3_client, bucket) -> None:
+    ensure_tables(warehouse, t.ALL_TABLES)
+    s3_client.put_object(Bucket=bucket, Key="songs/A/empty.json", Body=b" \n")
+    with pytest.raises(LoadError, match=r"songs/A/empty.json: file: empty file"):
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("sparkify", "staging_songs"),
+            list_objects(s3_client, bucket, "songs/"),
+            JsonAuto(),
+        )
+    assert [s for s, _ in ledger(warehouse, "songs/A/empty.json")] == ["rejected"]
+
+
+CSV_FAULTS = {
+    "not null": (b"code,delay\nAA,5\n,7\n", 3, "code", "null value in column"),
+    "unterminated quote": (b'code,delay\nAA,5\n"BB,7\n', 3, None, "unterminated CSV quoted field"),
+    "too long": (b"code,delay\nAA,5\nBBBB,7\n", 3, "code", "value too long"),
+    "check constraint": (b"code,delay\nAA,5\nCC,-1\n", 3, None, "violates check constraint"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_FAULTS))
+def test_a_csv_copy_error_names_key_real_line_column_and_is_recorded(
+    warehouse, s3_client, bucket, case
+) -> None:
+    """Item 4: constraint violations surfaced as raw psycopg2 errors, one line off, unlogged."""
+    body, line, column, reason = CSV_FAULTS[case]
+    ensure_tables(warehouse, [])  # the ledger
+    warehouse.execute(
+        "create table public.pairs (code varchar(3) not null, delay integer check (delay >= 0))"
+    )
+    warehouse.execute("insert into public.pairs values ('OLD', 1)")
+    s3_client.put_object(Bucket=bucket, Key="c/p.csv", Body=body)
+    with pytest.raises(LoadError) as refused:
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("public", "pairs"), list_objects(s3_client, bucket, "c/"), Csv()
+        )
+    error = refused.value
+    assert (error.key, error.line) == ("c/p.csv", line), str(error)
+    if column:
+        assert error.column == column, str(error)
+    assert reason in str(error)
+    assert warehouse.query("select * from public.pairs") == [("OLD", 1)]
+    ((status, recorded),) = ledger(warehouse, "c/p.csv")
+    assert status == "rejected" and recorded == str(error)
