@@ -120,6 +120,7 @@ def test_the_wheel_ships_every_sql_file_and_keeps_the_local_stack_optional(wheel
     sql_files = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.sql")}
     assert len(sql_files) > 15 and sql_files <= names
     assert "etl_assets/dg.toml" in names
+    assert "etl_assets/defs/sparkify/log_json_path.json" in names  # the shipped mapping
     assert not any(n.startswith("etl_assets_tests/") for n in names)
     for package in ["pgserver", "moto", "psutil"]:
         (line,) = [r for r in requires if r.split(":")[1].strip().startswith(package)]

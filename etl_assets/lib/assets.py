@@ -29,6 +29,7 @@ from psycopg2 import sql
 from etl_assets.lib.checks import NamedCheck, asset_key, blocking_specs, combine, shadow_checks
 from etl_assets.lib.sources import ObjectSource, Selection, UploadConfig, Uploads
 from etl_assets.loading.dialect import create_view, serialize, table_ref
+from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import FileFormat
 from etl_assets.loading.loader import (
     CheckOutcome,
@@ -80,10 +81,17 @@ def table_from_s3(
         else:
             selection = source.select(client, s3.bucket, context)
         target = LoadTarget(table.schema, table.name, _resolve(publish, context, selection))
-        result = ObjectLoader(warehouse, client, context.run.run_id).load(
+        loader = ObjectLoader(warehouse, client, context.run.run_id)
+        try:
+            resolved = file_format(client, s3.bucket) if callable(file_format) else file_format
+        except LoadError as error:  # e.g. its JSONPaths file: every file it would read says so
+            for obj in selection.objects:
+                loader.record_refusal(target, obj, f"{obj.key}: not loaded: {error}")
+            raise
+        result = loader.load(
             target,
             selection.objects,
-            file_format(client, s3.bucket) if callable(file_format) else file_format,
+            resolved,
             check_fn,
             superseded=selection.superseded,
             converter=converter,

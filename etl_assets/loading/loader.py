@@ -367,11 +367,15 @@ class ObjectLoader:
     def _record_rejection(
         self, target: LoadTarget, objects: Sequence[SourceObject], error: LoadError, load_id: str
     ) -> None:
-        rejected = next((o for o in objects if o.key == error.key), None)
-        if rejected is None:
-            return
-        entry = LedgerEntry(rejected, ledger.REJECTED, error=str(error))
-        self._record_alone([entry], target, load_id)
+        rejected = [o for o in objects if o.key == error.key]
+        if rejected:
+            entries = [LedgerEntry(rejected[0], ledger.REJECTED, error=str(error))]
+        else:  # not one file's fault (its JSONPaths file, ...): every file says why
+            entries = [
+                LedgerEntry(o, ledger.REJECTED, error=f"{o.key}: not loaded: {error}")
+                for o in objects
+            ]
+        self._record_alone(entries, target, load_id)
 
     def _record_failed_checks(
         self,

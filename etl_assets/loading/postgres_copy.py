@@ -76,9 +76,11 @@ def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[st
     """The JSON path feeding each column: by position (JSONPaths) or by name ('auto')."""
     if isinstance(file_format, JsonPaths):
         if len(file_format.paths) != len(columns):
-            raise ValueError(
-                f"JSONPaths file {file_format.s3_key} has {len(file_format.paths)} expressions"
-                f" for {len(columns)} columns"
+            raise LoadError(
+                file_format.s3_key,
+                None,
+                f"the JSONPaths file has {len(file_format.paths)} expressions for"
+                f" {len(columns)} columns",
             )
         return list(file_format.paths)
     if isinstance(file_format, JsonAuto):

@@ -1,6 +1,7 @@
 """Sparkify: song metadata and app event logs (JSON in S3) -> a song-play star schema."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dagster import AssetExecutionContext, DailyPartitionsDefinition
 from psycopg2 import sql
@@ -8,6 +9,7 @@ from psycopg2 import sql
 from etl_assets.defs.sparkify import tables as t
 from etl_assets.lib.assets import table_from_s3, table_from_select
 from etl_assets.lib.sources import DatedFiles, Prefix, Selection
+from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import JsonAuto, JsonPaths
 from etl_assets.loading.publish import ReplacePartition
 from etl_assets.loading.sources import read_small_object
@@ -15,10 +17,25 @@ from etl_assets.loading.sources import read_small_object
 EVENT_DAYS = DailyPartitionsDefinition(start_date="2018-11-01", timezone="UTC")
 
 
+# The mapping this project owns ships with it: used when a delivery brings none.
+SHIPPED_JSONPATHS = Path(__file__).with_name("log_json_path.json")
+SHIPPED_JSONPATHS_KEY = "_etl_assets/sparkify/log_json_path.json"
+
+
 def log_jsonpaths(s3_client, bucket: str) -> JsonPaths:
-    """The JSONPaths file delivered beside the logs (Redshift reads it from the bucket)."""
-    document = read_small_object(s3_client, bucket, t.LOG_JSONPATHS_KEY)
-    return JsonPaths.parse(t.LOG_JSONPATHS_KEY, document)
+    """The JSONPaths file delivered beside the logs; without one, the project's own, put in
+    the bucket (Redshift's COPY reads it from there). A delivered file that is not a JSONPaths
+    document is refused naming s3://bucket/key and what is wrong."""
+    key = t.LOG_JSONPATHS_KEY
+    try:
+        document = read_small_object(s3_client, bucket, key)
+    except s3_client.exceptions.NoSuchKey:
+        key, document = SHIPPED_JSONPATHS_KEY, SHIPPED_JSONPATHS.read_text()
+        s3_client.put_object(Bucket=bucket, Key=key, Body=document.encode())
+    try:
+        return JsonPaths.parse(key, document)
+    except (ValueError, KeyError, TypeError) as error:
+        raise LoadError(f"s3://{bucket}/{key}", None, f"not a JSONPaths file: {error!r}") from error
 
 
 def event_days(context: AssetExecutionContext, selection: Selection) -> ReplacePartition:

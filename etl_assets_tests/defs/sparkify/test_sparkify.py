@@ -150,3 +150,51 @@ def test_real_subset_gives_the_known_figures(warehouse, s3, s3_client, bucket, s
         5591,
     )
     assert first.replace(tzinfo=UTC)  # naive UTC timestamps, as Redshift stores them
+
+
+JSONPATHS_KEY = "sparkify/log_json_path.json"
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ('{"jsonpaths": ["$.a", ', "not a JSONPaths file: JSONDecodeError"),
+        ('{"paths": []}', "not a JSONPaths file: KeyError('jsonpaths')"),
+        ('{"jsonpaths": ["$[\'artist\']"]}', "the JSONPaths file has 1 expressions for 18 columns"),
+    ],
+)
+def test_a_bad_jsonpaths_file_is_refused_naming_it_and_logged_per_file(
+    warehouse, s3, s3_client, bucket, sample, document, reason
+):
+    """Issue 9 item 5: a malformed or wrong-length JSONPaths file raised raw errors and left
+    no ledger row."""
+    s3_client.put_object(Bucket=bucket, Key=JSONPATHS_KEY, Body=document.encode())
+    result = run(warehouse, s3, "2018-11-01", "2018-11-02")
+    assert not result.success
+    message = str(
+        next(
+            e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+        ).event_specific_data.error.to_string()
+    )
+    assert JSONPATHS_KEY in message and reason in message, message
+    rejected = warehouse.query(
+        "select object_key, error from etl_audit.file_ledger where status = 'rejected'"
+        " order by object_key"
+    )
+    assert [key.rsplit("/", 1)[-1] for key, _ in rejected] == [
+        "2018-11-01-events.json",
+        "2018-11-02-events.json",
+    ]
+    assert all(JSONPATHS_KEY in error and reason in error for _, error in rejected)
+    assert warehouse.query("select count(*) from sparkify.staging_events") == [(0,)]
+
+
+def test_without_a_delivered_jsonpaths_file_the_shipped_one_is_used(
+    warehouse, s3, s3_client, bucket, sample
+):
+    s3_client.delete_object(Bucket=bucket, Key=JSONPATHS_KEY)
+    result = run(warehouse, s3, "2018-11-01", "2018-11-05")
+    assert result.success
+    assert counts(warehouse)["staging_events"] == sample["staging_events"]
+    shipped = s3_client.get_object(Bucket=bucket, Key="_etl_assets/sparkify/log_json_path.json")
+    assert json.loads(shipped["Body"].read())["jsonpaths"][0] == "$['artist']"
