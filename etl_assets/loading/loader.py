@@ -233,6 +233,8 @@ class ObjectLoader:
             files = self._fill(
                 cur, target, staging.fill, step.objects, step.file_format, load_id, step.converter
             )
+            if isinstance(target.mode, ReplacePartition):
+                _refuse_rows_outside(cur, staging.fill, target.mode, step.objects)
         except LoadError as error:
             conn.rollback()
             self._record_rejection(target, step.objects, error, load_id)
@@ -407,6 +409,29 @@ class ObjectLoader:
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
             self._record(cur, entries, target, load_id)
             conn.commit()
+
+
+def _refuse_rows_outside(
+    cur: Cursor, staged: sql.Identifier, mode: ReplacePartition, objects: Sequence[SourceObject]
+) -> None:
+    """A partition load publishes only rows of its partition: a row outside it (a daily log's
+    event stamped the next day, a NULL time) would not be deleted by the next load of the same
+    files, and every reload would add it again."""
+    # CASE counts a NULL predicate as outside, in both dialects (Redshift allows IS TRUE only
+    # on a Boolean column: https://docs.aws.amazon.com/redshift/latest/dg/r_Boolean_type.html)
+    cur.execute(
+        sql.SQL("select sum(case when {} then 0 else 1 end) from {}").format(mode.rows, staged)
+    )
+    outside = cur.fetchone()[0] or 0
+    if outside:
+        keys = ", ".join(o.key for o in objects[:5]) + (" ..." if len(objects) > 5 else "")
+        raise LoadError(
+            keys,
+            None,
+            f"{outside} row(s) fall outside the partition ({mode.rows.as_string(cur)});"
+            " a reload would not replace them",
+            place=f"partition {mode.key}",
+        )
 
 
 @dataclass(frozen=True)

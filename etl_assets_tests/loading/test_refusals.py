@@ -93,3 +93,31 @@ def test_a_csv_copy_error_names_key_real_line_column_and_is_recorded(
     assert warehouse.query("select * from public.pairs") == [("OLD", 1)]
     ((status, recorded),) = ledger(warehouse, "c/p.csv")
     assert status == "rejected" and recorded == str(error)
+
+
+@pytest.mark.parametrize(("strays", "count"), [({"ts": 1541116800000 + 5}, 11), ({"ts": None}, 1)])
+def test_events_outside_their_files_day_are_refused_not_piled_up(
+    warehouse, s3_client, bucket, strays, count
+) -> None:
+    """Item 2: a daily file carrying events stamped the next day: each reload deleted only the
+    day's window and inserted the whole file (100 -> 111 -> 122 rows, checks green). Decided:
+    a partition load may only publish rows of its partition; others are refused, so every
+    reload replaces exactly what the previous one published."""
+    from psycopg2 import sql
+
+    ensure_tables(warehouse, t.ALL_TABLES)
+    key = "logs/2018-11-01-events.json"
+    day = ReplacePartition("2018-11-01", sql.SQL("ts >= 1541030400000 and ts < 1541116800000"))
+    target = LoadTarget("sparkify", "staging_events", day)
+    loader = ObjectLoader(warehouse, s3_client)
+    good = [json.dumps(event(i)) for i in range(100)]
+    s3_client.put_object(Bucket=bucket, Key=key, Body="\n".join(good).encode())
+    loader.load(target, list_objects(s3_client, bucket, "logs/"), JSONPATHS, rows_match_source())
+    bad = good + [json.dumps(event(100 + i, **strays)) for i in range(count)]
+    for _ in range(2):  # two new versions: neither may add rows
+        s3_client.put_object(Bucket=bucket, Key=key, Body="\n".join(bad + [" "]).encode())
+        with pytest.raises(LoadError) as refused:
+            loader.load(target, list_objects(s3_client, bucket, "logs/"), JSONPATHS)
+        assert f"{key}: partition 2018-11-01: {count} row(s) fall outside" in str(refused.value)
+        assert warehouse.query("select count(*) from sparkify.staging_events") == [(100,)]
+    assert [s for s, _ in ledger(warehouse, key)] == ["loaded", "rejected", "rejected"]
