@@ -11,6 +11,7 @@ from typing import Any
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -99,13 +100,25 @@ def table_from_s3(
         if result.status == "superseded":
             context.log.warning(_superseded_text(selection, table))
             result.checks = _kept_published(checks, warehouse, table)
+        if isinstance(source, Uploads):
+            result.checks.append(_upload_order(selection, config or UploadConfig()))
         yield from emit_load_result(table, result, warehouse, _source_metadata(selection))
 
+    specs = blocking_specs(table, checks)
+    if isinstance(source, Uploads):
+        specs.append(
+            AssetCheckSpec(
+                UPLOAD_ORDER,
+                asset=asset_key(table),
+                description="WARN: the upload loaded is known to be the newest (no other upload"
+                " landed in the same instant).",
+            )
+        )
     decorate = asset(
         key=asset_key(table),
         group_name=table.schema,
         description=description,
-        check_specs=blocking_specs(table, checks),
+        check_specs=specs,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run() if partitions_def else None,
         kinds={"s3", "sql"},
@@ -290,6 +303,28 @@ def _source_metadata(selection: Selection) -> dict:
 def _superseded_text(selection: Selection, table: TableSpec) -> str:
     keys = ", ".join(o.key for o in selection.objects)
     return f"{keys} is older than what {table.qualified} publishes; not loaded"
+
+
+UPLOAD_ORDER = "upload_order_known"
+
+
+def _upload_order(selection: Selection, config: UploadConfig) -> CheckOutcome:
+    """Two uploads landed in the same instant (LastModified has one-second resolution without
+    a notification queue): which is newer is a guess, and the user is told which keys."""
+    loaded = ", ".join(o.key for o in selection.objects)
+    if not config.same_time_as:
+        detail = f"no other upload landed in the same instant as {loaded}"
+        return CheckOutcome(UPLOAD_ORDER, True, detail, blocking=False)
+    others = ", ".join(config.same_time_as)
+    return CheckOutcome(
+        UPLOAD_ORDER,
+        False,
+        f"{loaded} and {others} landed in the same instant: {loaded} was taken as the newest"
+        " (by key); upload the one you mean again, or configure the notification queue"
+        " (millisecond event times)",
+        blocking=False,
+        metadata={"same_time_as": others},
+    )
 
 
 def _kept_published(checks, warehouse: WarehouseResource, table: TableSpec) -> list:

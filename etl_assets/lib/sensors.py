@@ -55,12 +55,19 @@ def sensor_interval_s(prefix: str) -> int:
     return int(value or os.environ.get("ETL_SENSOR_INTERVAL_S", default))
 
 
+# The same content uploaded again (A, then B, then A) is a new upload when it lands this much
+# later than the version seen: LastModified (a listing, seconds) and the notification's event
+# time (milliseconds) of one upload may differ by a second.
+REUPLOAD_AFTER = timedelta(seconds=2)
+
+
 @dataclass
 class UploadCursor:
-    """High-water LastModified, and the versions (key:etag) requested inside the overlap."""
+    """High-water LastModified, and the versions (key:etag) requested inside the overlap, with
+    when each landed."""
 
     high_water: datetime | None = None
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, datetime] = field(default_factory=dict)
     listed_at: datetime | None = None  # last full listing of the prefix
 
     @classmethod
@@ -68,13 +75,18 @@ class UploadCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(_time(data["high_water"]), set(data["seen"]), _time(data.get("listed_at")))
+        high_water = _time(data["high_water"])
+        seen = data["seen"]
+        if isinstance(seen, list):  # a cursor written before landing times were kept
+            seen = dict.fromkeys(seen, high_water.isoformat() if high_water else None)
+        landed = {v: _time(at) or high_water for v, at in seen.items()}
+        return cls(high_water, landed, _time(data.get("listed_at")))
 
     def dump(self) -> str:
         return json.dumps(
             {
                 "high_water": _iso(self.high_water),
-                "seen": sorted(self.seen),
+                "seen": {v: _iso(at) for v, at in sorted(self.seen.items())},
                 "listed_at": _iso(self.listed_at),
             }
         )
@@ -85,16 +97,21 @@ class UploadCursor:
     def since(self) -> datetime | None:
         return self.high_water - OVERLAP if self.high_water else None
 
+    def is_new(self, obj: dict) -> bool:
+        """Not requested yet, or the same content landed again (a re-upload)."""
+        landed = self.seen.get(version(obj))
+        return landed is None or obj["LastModified"] >= landed + REUPLOAD_AFTER
+
     def advance(self, listed: list[dict]) -> "UploadCursor":
         """Remember every listed version still inside the overlap window; forget older ones."""
         stamps = [o["LastModified"] for o in listed]
         if self.high_water:
             stamps.append(self.high_water)
         high_water = max(stamps)
-        recent = [o for o in listed if o["LastModified"] > high_water - OVERLAP]
-        seen = {version(o) for o in recent} | {
-            v for v in self.seen if self.high_water and self.high_water > high_water - OVERLAP
-        }
+        seen = {v: at for v, at in self.seen.items() if at and at > high_water - OVERLAP}
+        for obj in listed:
+            if obj["LastModified"] > high_water - OVERLAP and self.is_new(obj):
+                seen[version(obj)] = obj["LastModified"]
         return UploadCursor(high_water, seen, self.listed_at)
 
 
@@ -118,6 +135,7 @@ class TickPlan:
     requested: list[dict]  # listing entries to start a run for, oldest first
     superseded: list[str]  # keys the (single) newest run records as superseded
     cursor: UploadCursor
+    same_time_as: list[str] = field(default_factory=list)  # keys the newest cannot be told from
 
     @property
     def newest(self) -> dict | None:
@@ -128,8 +146,7 @@ def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest"
     """What one tick does with a listing: which unseen versions get a run."""
     listed = [o for o in listed if not o["Key"].endswith("/")]
     new = sorted(
-        (o for o in listed if version(o) not in state.seen),
-        key=lambda o: (o["LastModified"], o["Key"]),
+        (o for o in listed if state.is_new(o)), key=lambda o: (o["LastModified"], o["Key"])
     )
     if not new:
         return TickPlan([], [], state)
@@ -138,7 +155,18 @@ def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest"
     newest = new[-1]
     # recorded in the ledger by the run; a first tick over a long history names the latest few
     superseded = sorted(o["Key"] for o in new[:-1])[-MAX_SUPERSEDED:]
-    return TickPlan([newest], superseded, state.advance(listed))
+    tied = sorted(
+        o["Key"] for o in new[:-1] if _same_instant(o["LastModified"], newest["LastModified"])
+    )
+    return TickPlan([newest], superseded, state.advance(listed), tied)
+
+
+def _same_instant(a: datetime, b: datetime) -> bool:
+    """Two landing times that cannot be ordered: equal, or equal to the second when either
+    comes from a listing (LastModified has no fraction)."""
+    if a.microsecond == 0 or b.microsecond == 0:
+        return a.replace(microsecond=0) == b.replace(microsecond=0)
+    return a == b
 
 
 def upload_sensor(
@@ -177,17 +205,22 @@ def upload_sensor(
             upload_queue.delete(s3.get_sqs_client(), s3.queue_url(prefix), receipts)
         if not plan.requested:
             return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
-        runs = [_run_request(op_names, o, plan.superseded) for o in plan.requested]
+        runs = [
+            _run_request(op_names, o, plan.superseded, plan.same_time_as) for o in plan.requested
+        ]
         return SensorResult(run_requests=runs, cursor=plan.cursor.dump())
 
     return _sensor
 
 
-def _run_request(op_names: list[str], upload: dict, superseded: list[str]) -> RunRequest:
+def _run_request(
+    op_names: list[str], upload: dict, superseded: list[str], same_time_as: list[str]
+) -> RunRequest:
     key, etag = upload["Key"], upload["ETag"].strip('"')
-    config = {"key": key, "etag": etag, "superseded": superseded}
+    config = {"key": key, "etag": etag, "superseded": superseded, "same_time_as": same_time_as}
     return RunRequest(
-        run_key=f"{key}:{etag}",
+        # a re-upload of the same content is a new upload: its landing time tells them apart
+        run_key=f"{key}:{etag}:{upload['LastModified'].isoformat()}",
         run_config={"ops": {op: {"config": config} for op in op_names}},
         tags={"etl_assets/upload": key},
     )

@@ -22,6 +22,10 @@ class UploadConfig(Config):
     superseded: list[str] = Field(
         default_factory=list, description="keys of older uploads this one makes obsolete"
     )
+    same_time_as: list[str] = Field(
+        default_factory=list,
+        description="keys of uploads that landed in the same instant (they cannot be ordered)",
+    )
 
 
 @dataclass

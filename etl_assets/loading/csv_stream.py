@@ -10,12 +10,14 @@ _MAX_HEADER_BYTES = 1 << 20
 
 
 class CountingReader:
-    """File-like (`read(size)`) pass-through that counts the lines it passes on."""
+    """File-like (`read(size)`) pass-through that counts the lines it passes on. Blank lines
+    at the very end of the file are not passed on (COPY would read each as a row of NULLs)."""
 
     def __init__(self, body) -> None:
         self._body = body
         self._newlines = 0
         self._last_byte = b"\n"
+        self._held = b""  # line breaks at the end of what was read: trailing, unless more comes
 
     @property
     def data_lines(self) -> int:
@@ -23,13 +25,23 @@ class CountingReader:
         return self._newlines + (0 if self._last_byte == b"\n" else 1)
 
     def read(self, size: int = -1) -> bytes:
-        return self._count(self._body.read(size if size > 0 else None))
+        while True:
+            data = self._body.read(size if size > 0 else None)
+            if not data:  # the end: what is held was only trailing line breaks
+                self._held = b""
+                return b""
+            out = self._count(data)
+            if out:
+                return out
 
     def _count(self, data: bytes) -> bytes:
-        if data:
-            self._newlines += data.count(b"\n")
-            self._last_byte = data[-1:]
-        return data
+        data = self._held + data
+        kept = data.rstrip(b"\r\n")
+        self._held = data[len(kept) :]
+        if kept:
+            self._newlines += kept.count(b"\n")
+            self._last_byte = kept[-1:]
+        return kept
 
 
 class CsvHeaderReader(CountingReader):

@@ -26,6 +26,7 @@ import orjson
 from etl_assets.loading.errors import LoadError
 
 MAX_VALUE_BYTES = 4 * 1024 * 1024  # Redshift's limit for one JSON object
+_BOM = b"\xef\xbb\xbf"
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = b"{[", b"}]", ord('"'), ord("\\")
 _NEEDS_ESCAPE = ("\\", "\t", "\n", "\r")
 
@@ -33,8 +34,8 @@ _NEEDS_ESCAPE = ("\\", "\t", "\n", "\r")
 class _ValueScanner:
     """Finds where the objects of a multi-line or array file start and end, line by line.
 
-    Objects sit at depth 0, or at depth 1 inside one top-level array (Redshift's COPY cannot
-    read that shape; this reader can, so the array file needs no conversion locally).
+    Objects sit at depth 0, or at depth 1 inside one top-level array where `arrays` allows it
+    (Redshift's COPY cannot read that shape; by default neither does this reader).
     """
 
     def __init__(self) -> None:
@@ -42,6 +43,7 @@ class _ValueScanner:
         self.base: int | None = None  # depth objects sit at: 0, or 1 inside an array
         self.in_string = False
         self.escaped = False
+        self.arrays = True  # False: a top-level array is refused, as Redshift's COPY does
 
     def spans(self, line: bytes) -> list[tuple[int | None, int | None]]:
         """(start, end) of each object piece in the line; None = continues across lines."""
@@ -77,6 +79,11 @@ class _ValueScanner:
         if byte in b" \t\r":
             return start
         if self.base is None and byte == ord("["):
+            if not self.arrays:
+                raise ValueError(
+                    "the file holds a top-level JSON array; COPY reads JSON objects one after"
+                    " another (convert the file first)"
+                )
             self.base = self.depth = 1
             return start
         if self.base is None:
@@ -128,8 +135,10 @@ class JsonRowReader:
         paths: Sequence[Sequence[str]],
         chunk_bytes: int,
         ignore_case: bool = False,
+        arrays: bool = False,
     ) -> None:
         self._ignore_case = ignore_case
+        self._arrays = arrays
         self._body = body
         self._key = key
         self._paths = [tuple(p) for p in paths]
@@ -179,7 +188,26 @@ class JsonRowReader:
         except orjson.JSONDecodeError as error:
             line = line_no + _line_in(error)
             raise LoadError(self._key, line, f"invalid JSON: {_msg(error)}") from None
+        if record.__class__ is dict and text.count(b'":') != len(record):
+            self._refuse_duplicate_keys(text, line_no)
         return self._format(line_no, record, plain)
+
+    def _refuse_duplicate_keys(self, text: bytes, line_no: int) -> None:
+        """An object naming a key twice is refused, as Redshift's COPY refuses it (a parser
+        would silently keep one of the values). Called only when counting `":` does not
+        confirm one key per member: nested objects, spacing, or `":` inside a string."""
+        duplicates: list[str] = []
+
+        def pairs_hook(pairs: list[tuple[str, object]]) -> dict:
+            names = [name for name, _ in pairs]
+            duplicates.extend(n for n in dict.fromkeys(names) if names.count(n) > 1)
+            return dict(pairs)
+
+        json.loads(text, object_pairs_hook=pairs_hook)
+        if duplicates:
+            raise LoadError(
+                self._key, line_no, f"key {duplicates[0]!r} appears twice in a JSON object"
+            )
 
     def _parse_lines(self, lines: list[bytes]) -> list | None:
         """All of a chunk's lines in one parse (as one array); None when some line is blank,
@@ -232,10 +260,13 @@ class JsonRowReader:
         return picked if len(self._top) > 1 else (picked,)
 
     def _generate(self) -> Iterator[bytes]:
-        pending = b""
+        pending, first = b"", True
         state = _PendingValue()
+        state.scanner.arrays = self._arrays
         line_no = 0
         for data in iter(lambda: self._body.read(self._chunk_bytes), b""):
+            if first:  # a UTF-8 byte order mark at the start is accepted, as in CSV
+                data, first = data.removeprefix(_BOM), False
             text = pending + data
             plain = _ESCAPED_IN_JSON.search(text) is None
             lines = text.split(b"\n")
@@ -243,6 +274,9 @@ class JsonRowReader:
             out: list[str] = []
             records = self._parse_lines(lines) if state.one_per_line else None
             if records is not None:  # the hot path of newline-delimited files
+                for i, (line, record) in enumerate(zip(lines, records, strict=True), start=1):
+                    if record.__class__ is dict and line.count(b'":') != len(record):
+                        self._refuse_duplicate_keys(line, line_no + i)
                 fmt = self._format
                 out = [fmt(line_no + i, r, plain) for i, r in enumerate(records, start=1)]
                 line_no += len(lines)

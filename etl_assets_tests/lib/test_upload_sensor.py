@@ -49,7 +49,7 @@ def test_an_overwrite_is_a_new_version_and_the_cursor_stays_bounded() -> None:
     assert again.newest["ETag"] == '"2"'
     later = T0 + timedelta(hours=2)
     far = plan_tick([obj("a.csv", "2", T0), obj("c.csv", "9", later)], again.cursor)
-    assert far.cursor.seen == {t.UPLOAD_PREFIX + "c.csv:9"}  # old versions age out
+    assert set(far.cursor.seen) == {t.UPLOAD_PREFIX + "c.csv:9"}  # old versions age out
     assert UploadCursor.parse(far.cursor.dump()) == far.cursor
 
 
@@ -85,7 +85,7 @@ def test_sensor_requests_each_version_once_against_the_local_s3(
     first = tick(s3, None)
     (request,) = first.run_requests
     etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    assert request.run_key == f"{key}:{etag}"
+    assert request.run_key.startswith(f"{key}:{etag}:")  # + when it landed
     assert request.run_config["ops"]["flights__flights"]["config"]["key"] == key
 
     repeat = tick(s3, first.cursor)
@@ -130,3 +130,27 @@ def test_every_file_sensor_starts_one_run_per_upload(s3, s3_client, bucket) -> N
         for r in first.run_requests
     )
     assert not tick(s3, first.cursor, sensor).run_requests
+
+
+def test_a_reupload_of_earlier_content_is_a_new_upload() -> None:
+    """Issue 9 item 3: A, then B, then A again (same ETag) never became the snapshot."""
+    first = plan_tick([obj("a.csv", "A", T0)], UploadCursor())
+    second = plan_tick([obj("a.csv", "B", T0 + timedelta(seconds=5))], first.cursor)
+    assert second.newest["ETag"] == '"B"'
+    again = plan_tick([obj("a.csv", "A", T0 + timedelta(seconds=9))], second.cursor)
+    assert again.newest is not None and again.newest["ETag"] == '"A"'
+    # the same upload announced twice, or listed after its notification, is not
+    noticed = obj("a.csv", "A", T0 + timedelta(seconds=9, milliseconds=400))
+    assert plan_tick([noticed], again.cursor).newest is None
+
+
+def test_uploads_that_cannot_be_ordered_are_named() -> None:
+    listed = [obj("b.csv", "2", T0), obj("a.csv", "1", T0)]  # one second, from a listing
+    plan = plan_tick(listed, UploadCursor())
+    assert plan.newest["Key"].endswith("b.csv") and plan.same_time_as == [t.UPLOAD_PREFIX + "a.csv"]
+    queued = [
+        obj("b.csv", "2", T0 + timedelta(milliseconds=120)),
+        obj("a.csv", "1", T0 + timedelta(milliseconds=480)),
+    ]
+    plan = plan_tick(queued, UploadCursor())  # notification times: the order is known
+    assert plan.newest["Key"].endswith("a.csv") and plan.same_time_as == []

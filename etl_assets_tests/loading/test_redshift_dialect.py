@@ -222,7 +222,7 @@ def test_airlines_array_is_converted_to_one_object_per_line_for_redshift(bucket,
     converter = JsonArrayToLines()
     converted = converter.convert(s3_client, source)
 
-    assert converter.applies_to("redshift") and not converter.applies_to("postgres")
+    assert converter.applies_to("redshift") and converter.applies_to("postgres")
     assert converted.key == "_converted/flights/airlines.json"
     body = s3_client.get_object(Bucket=bucket, Key=converted.key)["Body"].read().decode()
     assert body.splitlines() == ['{"IATA_CODE":"UA","AIRLINE":"United"}', '{"IATA_CODE":"AA"}']

@@ -121,3 +121,60 @@ def test_events_outside_their_files_day_are_refused_not_piled_up(
         assert f"{key}: partition 2018-11-01: {count} row(s) fall outside" in str(refused.value)
         assert warehouse.query("select count(*) from sparkify.staging_events") == [(100,)]
     assert [s for s, _ in ledger(warehouse, key)] == ["loaded", "rejected", "rejected"]
+
+
+ACCEPTED_ALIKE = {
+    "csv with a BOM": (Csv(), b"\xef\xbb\xbfcode,delay\nAA,5\n"),
+    "csv with trailing blank lines": (Csv(), b"code,delay\nAA,5\n\n\n"),
+    "csv with CRLF and a trailing blank line": (Csv(), b"code,delay\r\nAA,5\r\n\r\n"),
+    "json with a BOM": (JsonAuto(), b'\xef\xbb\xbf{"code": "AA", "delay": 5}\n'),
+    "json with trailing blank lines": (JsonAuto(), b'{"code": "AA", "delay": 5}\n\n\n'),
+}
+REFUSED_ALIKE = {
+    "json array": (b'[{"code": "AA", "delay": 5}]\n', 1, "top-level JSON array"),
+    "json duplicate key": (
+        b'{"code": "AA", "delay": 5}\n{"code": "BB", "delay": 5, "delay": 6}\n',
+        2,
+        "key 'delay' appears twice",
+    ),
+    "json duplicate key, spaced": (
+        b'{"code": "AA", "delay" : 5, "delay" : 6}\n',
+        1,
+        "key 'delay' appears twice",
+    ),
+}
+
+
+def _pairs(warehouse) -> None:
+    ensure_tables(warehouse, [])  # the ledger
+    warehouse.execute("create table public.pairs (code varchar(3), delay integer)")
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED_ALIKE))
+def test_input_rules_accepted_on_every_path(warehouse, s3_client, bucket, case) -> None:
+    """Item 6: a BOM and trailing blank lines are accepted in CSV and JSON alike."""
+    file_format, body = ACCEPTED_ALIKE[case]
+    _pairs(warehouse)
+    s3_client.put_object(Bucket=bucket, Key="f/file", Body=body)
+    ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("public", "pairs"),
+        list_objects(s3_client, bucket, "f/"),
+        file_format,
+        rows_match_source(),
+    )
+    assert warehouse.query("select * from public.pairs") == [("AA", 5)]
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_ALIKE))
+def test_json_redshift_would_refuse_is_refused_here_too(warehouse, s3_client, bucket, case):
+    """Item 6: a top-level array and duplicate keys were loaded here (the last value won)."""
+    body, line, reason = REFUSED_ALIKE[case]
+    _pairs(warehouse)
+    s3_client.put_object(Bucket=bucket, Key="f/file.json", Body=body)
+    with pytest.raises(LoadError) as refused:
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("public", "pairs"), list_objects(s3_client, bucket, "f/"), JsonAuto()
+        )
+    assert (refused.value.key, refused.value.line) == ("f/file.json", line)
+    assert reason in str(refused.value)
+    assert [s for s, _ in ledger(warehouse, "f/file.json")] == ["rejected"]

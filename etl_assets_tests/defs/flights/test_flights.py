@@ -53,7 +53,7 @@ def loaded(warehouse, s3, s3_client, bucket, tmp_path):
 
 def test_everything_builds_and_every_check_passes(loaded, warehouse):
     assert all(checks(loaded).values()), checks(loaded)
-    assert len(checks(loaded)) == 9
+    assert len(checks(loaded)) == 10
     assert published(warehouse) == 40
     assert warehouse.query("select count(*) from flights.flights_reporting") == [(40,)]
     row = warehouse.query(
@@ -333,3 +333,44 @@ def test_real_sample_loads(warehouse, s3, s3_client, bucket, shared_datasets):
     )
     # the file holds 46 data lines (its last line has no newline; `wc -l` shows 46 with header)
     assert counts == [(46, 14, 322)]
+
+
+def test_a_reupload_of_an_earlier_snapshot_is_published_again(
+    loaded, warehouse, s3, s3_client, bucket
+):
+    """Issue 9 item 3: uploads A, B, then A again (same content, same ETag) through the
+    sensor: A is published at the end."""
+    from dagster import DagsterInstance
+
+    from etl_assets_tests.helpers import sensor_tick_and_runs
+
+    instance = DagsterInstance.ephemeral()
+    _, cursor = sensor_tick_and_runs("flights_upload_sensor", warehouse, s3, instance)
+    for rows in (25, 40):  # B (25 flights), then A's content again (40 flights, seed 1)
+        time.sleep(2.1)  # a re-upload is told apart by landing at least 2 s later
+        upload_flights(s3_client, bucket, "first upload.csv", rows)
+        results, cursor = sensor_tick_and_runs(
+            "flights_upload_sensor", warehouse, s3, instance, cursor
+        )
+        assert [r.success for r in results] == [True]
+        assert published(warehouse) == rows
+
+
+def test_two_uploads_in_one_second_are_named_in_a_warning(loaded, warehouse, s3, s3_client, bucket):
+    from dagster import DagsterInstance
+
+    from etl_assets_tests.helpers import sensor_tick_and_runs
+
+    instance = DagsterInstance.ephemeral()
+    _, cursor = sensor_tick_and_runs("flights_upload_sensor", warehouse, s3, instance)
+    time.sleep(1.02 - time.time() % 1)  # at the start of a second: both land inside it
+    first = upload_flights(s3_client, bucket, "vendor a.csv", 10)
+    second = upload_flights(s3_client, bucket, "vendor b.csv", 12)
+    landed = {s3_client.head_object(Bucket=bucket, Key=k)["LastModified"] for k in (first, second)}
+    assert len(landed) == 1
+    (result,) = sensor_tick_and_runs("flights_upload_sensor", warehouse, s3, instance, cursor)[0]
+    order = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "upload_order_known"
+    )
+    assert not order.passed and order.severity.value == "WARN"
+    assert f"{second} and {first} landed in the same instant" in order.description
