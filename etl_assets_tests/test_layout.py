@@ -300,6 +300,10 @@ def test_a_new_domain_is_one_folder(tmp_path: Path) -> None:
         toy_checks = {
             c["check"]: c["passed"] for c in report["checks"] if c["asset"] == "toy/readings"
         }
-        assert toy_checks == {"rows_match_source": True, "sensor_id_taken_at_unique_not_null": True}
+        assert toy_checks == {
+            "rows_match_source": True,
+            "sensor_id_taken_at_unique_not_null": True,
+            "upload_order_known": True,  # every upload-loaded table says if its order was known
+        }
     finally:
         run([sys.executable, "-m", "etl_assets.cli", "down"], tmp_path, env)
