@@ -3,21 +3,31 @@ COPY (for the rows == lines reconciliation) and the header must be the expected 
 
 from __future__ import annotations
 
+import re
+
 from etl_assets.loading.errors import LoadError
 
 _BOM = b"\xef\xbb\xbf"
 _MAX_HEADER_BYTES = 1 << 20
 
 
-class CountingReader:
-    """File-like (`read(size)`) pass-through that counts the lines it passes on. Blank lines
-    at the very end of the file are not passed on (COPY would read each as a row of NULLs)."""
+# PostgreSQL reads an unquoted line holding only `\.` as the end of the data, even in CSV
+# mode, and silently ignores every line after it; Redshift reads it as a value
+_END_MARKER = re.compile(rb"(?:^|\n)\\\.\r?(?=\n|$)")
 
-    def __init__(self, body) -> None:
+
+class CountingReader:
+    """File-like (`read(size)`) pass-through that counts the lines it passes on, always whole
+    lines. Blank lines at the very end of the file are not passed on (COPY would read each as
+    a row of NULLs); a line holding only `\\.` is refused with its line."""
+
+    def __init__(self, body, key: str = "", first_line: int = 1) -> None:
         self._body = body
+        self._key, self._first_line = key, first_line
         self._newlines = 0
         self._last_byte = b"\n"
-        self._held = b""  # line breaks at the end of what was read: trailing, unless more comes
+        self._held = b""  # the end of what was read: an unfinished line, or trailing breaks
+        self.error: LoadError | None = None
 
     @property
     def data_lines(self) -> int:
@@ -27,35 +37,52 @@ class CountingReader:
     def read(self, size: int = -1) -> bytes:
         while True:
             data = self._body.read(size if size > 0 else None)
-            if not data:  # the end: what is held was only trailing line breaks
-                self._held = b""
-                return b""
+            if not data:  # the end: an unfinished last line goes on, trailing breaks do not
+                tail, self._held = self._held.rstrip(b"\r\n"), b""
+                return self._emit(tail)
             out = self._count(data)
             if out:
                 return out
 
     def _count(self, data: bytes) -> bytes:
         data = self._held + data
-        kept = data.rstrip(b"\r\n")
-        self._held = data[len(kept) :]
-        if kept:
-            self._newlines += kept.count(b"\n")
-            self._last_byte = kept[-1:]
-        return kept
+        cut = data.rfind(b"\n") + 1
+        complete, unfinished = data[:cut], data[cut:]
+        kept = complete.rstrip(b"\r\n")
+        self._held = complete[len(kept) :] + unfinished
+        return self._emit(kept)
+
+    def _emit(self, text: bytes) -> bytes:
+        if not text:
+            return text
+        marker = _END_MARKER.search(text)
+        if marker:
+            before = self._newlines + text[: marker.start() + 1].count(b"\n")
+            self.error = LoadError(
+                self._key,
+                before + self._first_line,
+                "a line holding only \\. (PostgreSQL's end-of-data marker: the lines after it"
+                ' would be lost); quote the value ("\\.") if it is data',
+            )
+            raise self.error  # psycopg2 reports a read() failure as its own: keep ours
+        self._newlines += text.count(b"\n")
+        self._last_byte = text[-1:]
+        return text
 
 
 class CsvHeaderReader(CountingReader):
     """The body without its header line; the header is verified before anything is read on."""
 
     def __init__(self, body, key: str, expected_header: str | None, chunk_bytes: int) -> None:
-        super().__init__(body)
-        self._key = key
+        super().__init__(body, key, first_line=2)
         self._rest: bytes | None = self._read_header(expected_header, chunk_bytes)
 
     def read(self, size: int = -1) -> bytes:
         if self._rest is not None:
             data, self._rest = self._rest, None
-            return self._count(data)
+            out = self._count(data)
+            if out:  # empty: no whole line yet (an empty read would end the COPY)
+                return out
         return super().read(size)
 
     def _read_header(self, expected: str | None, chunk_bytes: int) -> bytes:

@@ -100,10 +100,14 @@ def _copy_csv(
             reader = CsvHeaderReader(body, obj.key, file_format.expected_header, CHUNK_BYTES)
             first_data_line = 2
         else:
-            reader, first_data_line = CountingReader(body), 1
+            reader, first_data_line = CountingReader(body, obj.key), 1
         cur.copy_expert(statement, reader, size=CHUNK_BYTES)
-    except ROW_ERRORS as error:
-        raise _copy_error(obj, error, lambda record: record + first_data_line - 1) from error
+    except psycopg2.Error as error:
+        if reader.error is not None:
+            raise reader.error from None
+        if isinstance(error, ROW_ERRORS):
+            raise _copy_error(obj, error, lambda line: line + first_data_line - 1) from error
+        raise
     finally:
         body.close()
     return LoadedFile(obj, reader.data_lines, cur.rowcount)

@@ -178,3 +178,49 @@ def test_json_redshift_would_refuse_is_refused_here_too(warehouse, s3_client, bu
     assert (refused.value.key, refused.value.line) == ("f/file.json", line)
     assert reason in str(refused.value)
     assert [s for s, _ in ledger(warehouse, "f/file.json")] == ["rejected"]
+
+
+def test_a_lone_end_of_data_line_is_refused_not_ending_the_copy(warehouse, s3_client, bucket):
+    """Item 4: PostgreSQL stopped reading at a line holding only `\\.` and dropped the rest."""
+    ensure_tables(warehouse, [])
+    warehouse.execute("create table public.notes (note varchar(8), n integer)")
+    s3_client.put_object(Bucket=bucket, Key="n/a.csv", Body=b"note,n\na,1\n\\.\nb,2\n")
+    with pytest.raises(LoadError) as refused:
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("public", "notes"), list_objects(s3_client, bucket, "n/"), Csv()
+        )
+    assert (refused.value.key, refused.value.line) == ("n/a.csv", 3)
+    assert "end-of-data marker" in str(refused.value)
+    s3_client.put_object(Bucket=bucket, Key="n/a.csv", Body=b'note,n\na,1\n"\\.",3\nb,2\n')
+    ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("public", "notes"),
+        list_objects(s3_client, bucket, "n/"),
+        Csv(),
+        rows_match_source(),
+    )
+    assert warehouse.query("select * from public.notes order by n") == [
+        ("a", 1),
+        ("b", 2),
+        ("\\.", 3),
+    ]
+
+
+def test_lines_split_across_reads_are_counted_and_checked_whole() -> None:
+    """The reader holds back an unfinished line between reads (tiny reads, every split)."""
+    import io
+
+    from etl_assets.loading.csv_stream import CsvHeaderReader
+
+    body = b"h\n" + b"".join(b"row %d\n" % i for i in range(50)) + b"\\.\nlast\n"
+
+    class Trickle(io.BytesIO):
+        def read(self, size=-1):
+            return super().read(3)
+
+    reader = CsvHeaderReader(Trickle(body), "k", None, 3)
+    seen = b""
+    with pytest.raises(LoadError) as refused:
+        while chunk := reader.read(3):
+            seen += chunk
+    assert refused.value.line == 52  # the header, 50 rows (lines 2-51), then the marker
+    assert seen == b"".join(b"row %d\n" % i for i in range(50)).rstrip(b"\n")
