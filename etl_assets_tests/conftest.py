@@ -4,6 +4,8 @@ a fresh database and a fresh bucket per test so tests never see each other's tab
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +24,16 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    home = tmp_path_factory.mktemp("stack")
+def stack() -> Iterator[StackInfo]:
+    # not under pytest's basetemp: a second pytest session on the machine prunes old basetemp
+    # folders, and with them this session's live PostgreSQL data directory
+    home = Path(tempfile.mkdtemp(prefix="etl-assets-test-stack-"))
     previous = os.environ.get("ETL_ASSETS_HOME")
     os.environ["ETL_ASSETS_HOME"] = str(home)  # settings read this stack, never a developer's
     info = local_stack.up(home, upload_prefixes=domains.upload_prefixes())
     yield info
     local_stack.down(home)
+    shutil.rmtree(home, ignore_errors=True)
     if previous is None:
         os.environ.pop("ETL_ASSETS_HOME", None)
     else:
