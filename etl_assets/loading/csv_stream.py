@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from etl_assets.loading.errors import LoadError
 
 _BOM = b"\xef\xbb\xbf"
@@ -13,6 +15,7 @@ _MAX_HEADER_BYTES = 1 << 20
 
 # PostgreSQL reads an unquoted line holding only `\.` as the end of the data, even in CSV
 # mode, and silently ignores every line after it; Redshift reads it as a value
+_QUOTE, _BREAK = ord('"'), ord("\n")
 _END_MARKER = re.compile(rb"(?:^|\n)\\\.\r?(?=\n|$)")
 
 
@@ -24,15 +27,17 @@ class CountingReader:
     def __init__(self, body, key: str = "", first_line: int = 1) -> None:
         self._body = body
         self._key, self._first_line = key, first_line
-        self._newlines = 0
+        self._newlines = 0  # physical lines, for the line a refusal names
+        self._records, self._in_quotes = 0, False
         self._last_byte = b"\n"
         self._held = b""  # the end of what was read: an unfinished line, or trailing breaks
         self.error: LoadError | None = None
 
     @property
     def data_lines(self) -> int:
-        """Lines passed on so far; a last line without a newline counts."""
-        return self._newlines + (0 if self._last_byte == b"\n" else 1)
+        """Records passed on so far: line breaks outside quoted values (a quoted value may hold
+        line breaks; COPY reads it as one row); a last record without a newline counts."""
+        return self._records + (0 if self._last_byte == b"\n" else 1)
 
     def read(self, size: int = -1) -> bytes:
         while True:
@@ -67,8 +72,23 @@ class CountingReader:
             )
             raise self.error  # psycopg2 reports a read() failure as its own: keep ours
         self._newlines += text.count(b"\n")
+        self._count_records(text)
         self._last_byte = text[-1:]
         return text
+
+    def _count_records(self, text: bytes) -> None:
+        if not self._in_quotes and b'"' not in text:  # every break ends a record
+            self._records += text.count(b"\n")
+            return
+        # Inside quotes after a byte iff an odd number of quotes came before it (a doubled
+        # quote counts twice): a running count of quotes, vectorized; uint8 wraps, parity holds.
+        data = np.frombuffer(text, dtype=np.uint8)
+        quotes = np.cumsum(data == _QUOTE, dtype=np.uint8)
+        if self._in_quotes:
+            quotes += 1
+        outside = (quotes & 1) == 0
+        self._records += int(np.count_nonzero(outside[data == _BREAK]))
+        self._in_quotes = bool(quotes[-1] & 1)
 
 
 class CsvHeaderReader(CountingReader):

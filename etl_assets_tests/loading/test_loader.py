@@ -281,22 +281,36 @@ def test_a_converted_file_loads_and_the_ledger_and_errors_name_the_original(
     assert ledger(warehouse)[-1][:2] == ("c/p.txt", "rejected")
 
 
-def test_rows_match_source_compares_lines_read_with_rows_copy_wrote(warehouse, s3_client, bucket):
-    """A fresh load reconciles the lines counted on the way in with the rows COPY reports
-    (no scan of the table): a quoted line break makes two lines one row, and the load is
-    refused, nothing published."""
+def test_a_quoted_line_break_is_one_record_and_one_row(warehouse, s3_client, bucket):
+    """Records are counted outside quoted values: a value holding a line break is one record
+    (it was counted as two lines, and the load refused)."""
     ensure_tables(warehouse, [])  # the ledger
     warehouse.execute("create table public.notes (id integer, note varchar(20))")
-    warehouse.execute("insert into public.notes values (0, 'kept')")
-    s3_client.put_object(Bucket=bucket, Key="n/a.csv", Body=b'id,note\n1,"two\nlines"\n2,x\n')
+    body = b'id,note\n1,"two\nlines"\n2,"a ""quoted""\nword"\n3,x\n'
+    s3_client.put_object(Bucket=bucket, Key="n/a.csv", Body=body)
     result = ObjectLoader(warehouse, s3_client).load(
         LoadTarget("public", "notes", Append()),
         list_objects(s3_client, bucket, "n/"),
         Csv(),
         rows_match_source(),
     )
-    assert result.status == "rejected"
+    assert result.status == "published"
     (outcome,) = result.checks
+    assert outcome.passed and outcome.metadata == {"rows": 3, "records": 3}
+    assert warehouse.query("select note from public.notes where id = 2") == [('a "quoted"\nword',)]
+
+
+def test_rows_match_source_fails_when_rows_written_differ_from_records() -> None:
+    """The check compares the records counted on the way in with the rows COPY reported."""
+    from psycopg2 import sql
+
+    from etl_assets.loading.ledger import SourceObject
+    from etl_assets.loading.loader import WrittenRows
+    from etl_assets.loading.postgres_copy import LoadedFile
+
+    source = SourceObject("b", "n/a.csv", "e", 10)
+    (outcome,) = rows_match_source()(
+        None, WrittenRows(sql.Identifier("t"), 2), [LoadedFile(source, 3, 2)]
+    )
     assert not outcome.passed and outcome.metadata == {"rows": 2, "records": 3}
     assert "n/a.csv: 3 records, 2 rows" in outcome.detail
-    assert warehouse.query("select * from public.notes") == [(0, "kept")]
