@@ -23,7 +23,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading import ledger
 from etl_assets.loading.dialect import redshift_copy, serialize, table_ref
-from etl_assets.loading.formats import FileFormat
+from etl_assets.loading.formats import Csv, FileFormat
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.postgres_copy import LoadedFile, LoadError, fill_from_objects
 from etl_assets.loading.publish import (
@@ -149,6 +149,7 @@ class ObjectLoader:
         self.warehouse = warehouse
         self.s3 = s3_client
         self.run_id = run_id
+        self._copied = 0  # rows the last Redshift COPY loaded (pg_last_copy_count)
 
     def load(
         self,
@@ -239,9 +240,9 @@ class ObjectLoader:
             conn.rollback()
             self._record_rejection(target, step.objects, error, load_id)
             raise
-        checked = staging.checked
-        if not self.warehouse.is_redshift:  # Redshift's per-file counts come from the load log
-            checked = WrittenRows(checked, sum(f.rows for f in files))
+        # the rows COPY reported: PostgreSQL per file, Redshift per COPY (pg_last_copy_count)
+        written = self._copied if self.warehouse.is_redshift else sum(f.rows for f in files)
+        checked = WrittenRows(staging.checked, written)
         outcomes = step.checks(cur, checked, files) if step.checks else []
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
@@ -359,12 +360,25 @@ class ObjectLoader:
                 self.warehouse.region,
             )
         )
+        # The rows COPY loaded, and the lines it scanned per file. SYS views, never STL
+        # tables: those are empty on Redshift Serverless.
+        # https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html
+        # https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html
+        cur.execute("select pg_last_copy_count()")
+        self._copied = int(cur.fetchone()[0])
         cur.execute(
-            "select trim(filename), sum(lines_scanned) from stl_load_commits"
-            " where query = pg_last_copy_id() group by 1"
+            "select trim(file_name), sum(lines_scanned) from sys_load_detail"
+            " where query_id = pg_last_copy_id() group by 1"
         )
         scanned = dict(cur.fetchall())
-        return [LoadedFile(o, scanned.get(o.url, 0), scanned.get(o.url, 0)) for o in objects]
+        header = 1 if isinstance(file_format, Csv) and file_format.header else 0
+        files = []
+        for o in objects:
+            # file_name is char(256): a longer URL is found by its first 256 characters
+            lines = scanned.get(o.url, scanned.get(o.url[:256], 0))
+            records = max(int(lines) - header, 0)  # the header line is scanned, not loaded
+            files.append(LoadedFile(o, records, records))  # per-file rows: not reported
+        return files
 
     def _record_rejection(
         self, target: LoadTarget, objects: Sequence[SourceObject], error: LoadError, load_id: str

@@ -108,9 +108,9 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     objects = _objects(bucket)
 
     def answers(text: str) -> list[tuple]:
-        if "stl_load_commits" in text:
+        if "sys_load_detail" in text:
             return [(o.url, 3) for o in objects]
-        if text.startswith("select count(*)"):
+        if text == "select pg_last_copy_count()":
             return [(6,)]
         return []
 
@@ -141,12 +141,17 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
         f" FORMAT AS JSON 's3://{bucket}/sparkify/log_json_path.json' REGION 'us-west-2'"
         " MANIFEST COMPUPDATE OFF STATUPDATE OFF"
     )
-    assert log[4].startswith("select trim(filename), sum(lines_scanned) from stl_load_commits")
+    # the rows COPY loaded and the lines per file: SYS views, no STL table (empty on Serverless)
+    assert log[4] == "select pg_last_copy_count()"
     assert log[5] == (
+        "select trim(file_name), sum(lines_scanned) from sys_load_detail"
+        " where query_id = pg_last_copy_id() group by 1"
+    )
+    assert log[6] == (
         "select sum(case when ts >= 1541030400000 and ts < 1541203200000 then 0 else 1 end)"
         ' from "staging_events__shadow"'
     )
-    assert log[6] == 'select count(*) from "staging_events__shadow" as checked'
+    assert not any("stl_" in statement for statement in log)
     assert log[7:10] == [
         'delete from "sparkify"."staging_events" where ts >= 1541030400000 and ts < 1541203200000',
         'insert into "sparkify"."staging_events" select * from "staging_events__shadow"',
@@ -166,9 +171,9 @@ def test_a_failed_blocking_check_rolls_back_without_publishing(redshift, bucket,
     RecordingWarehouse.answers = staticmethod(
         lambda text: (
             [(o.url, 3) for o in objects]
-            if "stl_load_commits" in text
-            else [(999,)]
-            if text.startswith("select count(*)")
+            if "sys_load_detail" in text
+            else [(999,)]  # COPY loaded 999 rows from 6 lines
+            if text == "select pg_last_copy_count()"
             else []
         )
     )
@@ -177,6 +182,7 @@ def test_a_failed_blocking_check_rolls_back_without_publishing(redshift, bucket,
         LoadTarget("sparkify", "staging_songs"), objects, JsonAuto(), rows_match_source()
     )
     assert result.status == "rejected"
+    assert result.checks[0].metadata == {"rows": 999, "records": 6}
     log = RecordingWarehouse.log
     rollback = log.index("ROLLBACK")
     assert log.index('delete from "sparkify"."staging_songs"') < rollback  # undone
@@ -239,9 +245,9 @@ def test_a_converted_file_is_loaded_but_the_ledger_records_the_original(
     RecordingWarehouse.answers = staticmethod(
         lambda text: (
             [(f"s3://{bucket}/_converted/flights/airlines.json", 1)]
-            if "stl_load_commits" in text
+            if "sys_load_detail" in text
             else [(1,)]
-            if text.startswith("select count(*)")
+            if text == "select pg_last_copy_count()"
             else []
         )
     )
@@ -279,10 +285,10 @@ def _publish_log(redshift, bucket, s3_client, mode, table="flights") -> list[str
     upload = SourceObject(bucket, f"flights/uploads/{table}.csv", "e1", 10)
     RecordingWarehouse.answers = staticmethod(
         lambda text: (
-            [(upload.url, 4)]
-            if "stl_load_commits" in text
-            else [(4,)]
-            if text.startswith("select count(*)")
+            [(upload.url, 4)]  # the header and three data lines
+            if "sys_load_detail" in text
+            else [(3,)]
+            if text == "select pg_last_copy_count()"
             else [(None,)]
             if text.startswith("select max(last_modified)")
             else []
@@ -315,7 +321,7 @@ def test_snapshot_publish_deletes_and_copies_into_the_table_in_one_transaction(
     delete = log.index('delete from "flights"."flights"')
     assert log[delete + 1].startswith('COPY "flights"."flights" FROM ')
     assert "FORMAT AS CSV IGNOREHEADER 1 EMPTYASNULL BLANKSASNULL" in log[delete + 1]
-    assert 'select count(*) from "flights"."flights" as checked' in log[delete + 2 :]
+    assert log[delete + 2] == "select pg_last_copy_count()"  # 3 rows = 4 lines less the header
     assert not any("__shadow" in s for s in log)
 
 
@@ -335,3 +341,22 @@ def test_merge_publish_deletes_matching_keys_then_inserts(redshift, bucket, s3_c
         ' "events"."id" = "events__shadow"."id" and "events"."day" = "events__shadow"."day"'
     )
     assert log[delete + 1] == 'insert into "flights"."events" select * from "events__shadow"'
+
+
+def test_a_key_longer_than_sys_load_details_file_name_is_still_counted(redshift, bucket, s3_client):
+    """SYS_LOAD_DETAIL.file_name is char(256): a longer S3 URL appears cut at 256 characters."""
+    upload = SourceObject(bucket, "flights/uploads/" + "x" * 300 + ".csv", "e1", 10)
+    RecordingWarehouse.answers = staticmethod(
+        lambda text: (
+            [(upload.url[:256], 5)]
+            if "sys_load_detail" in text
+            else [(4,)]
+            if text == "select pg_last_copy_count()"
+            else []
+        )
+    )
+    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
+    result = ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("flights", "events", Append()), [upload], Csv(), rows_match_source()
+    )
+    assert result.status == "published" and result.files[0].records == 4
