@@ -29,6 +29,7 @@ ROLE = "arn:aws:iam::123456789012:role/etl-assets-copy"
 class RecordingCursor:
     def __init__(self, renderer, log: list[str], answers) -> None:
         self.renderer, self.log, self.answers = renderer, log, answers
+        self.connection = renderer.connection  # its encoding renders multi-row inserts
         self._rows: list[tuple] = []
         self.rowcount = 0
 
@@ -39,6 +40,9 @@ class RecordingCursor:
         if not self._rows and text.startswith("select sum(case when"):
             self._rows = [(0,)]  # a partition load's rows all inside the partition
         self.rowcount = 5
+
+    def mogrify(self, statement, params=None) -> bytes:
+        return self.renderer.mogrify(statement, params)
 
     def executemany(self, statement, rows) -> None:
         for row in rows:
@@ -158,7 +162,7 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
         'drop table "staging_events__shadow"',
     ]
     ledger_rows = [s for s in log if s.startswith('insert into "etl_audit"."file_ledger"')]
-    assert len(ledger_rows) == 2 and all("'loaded'" in s for s in ledger_rows)
+    assert len(ledger_rows) == 1 and ledger_rows[0].count("'loaded'") == 2  # one multi-row insert
     assert log[-1] == "COMMIT" and log.count("COMMIT") == 1
     assert not any(re.match(r"\s*truncate", s, re.I) for s in log)
 
@@ -188,7 +192,8 @@ def test_a_failed_blocking_check_rolls_back_without_publishing(redshift, bucket,
     assert log.index('delete from "sparkify"."staging_songs"') < rollback  # undone
     assert "COMMIT" not in log[:rollback]
     rejected = [s for s in log if "'rejected'" in s]
-    assert len(rejected) == 2 and log[-1] == "COMMIT"  # the rejection is recorded on its own
+    assert len(rejected) == 1 and rejected[0].count("'rejected'") == 2
+    assert log[-1] == "COMMIT"  # the rejection is recorded on its own
 
 
 def test_copy_formats(stack) -> None:
@@ -264,7 +269,7 @@ def test_a_converted_file_is_loaded_but_the_ledger_records_the_original(
     manifest = json.loads(s3_client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
     assert manifest["entries"][0]["url"] == f"s3://{bucket}/_converted/flights/airlines.json"
     ledger_rows = [s for s in RecordingWarehouse.log if 'into "etl_audit"."file_ledger"' in s]
-    assert len(ledger_rows) == 1 and f"'{source.key}', '{source.etag}'" in ledger_rows[0]
+    assert len(ledger_rows) == 1 and f"'{source.key}','{source.etag}'" in ledger_rows[0]
 
 
 def test_case_insensitive_auto_renders_ignorecase(stack) -> None:

@@ -224,3 +224,38 @@ def test_lines_split_across_reads_are_counted_and_checked_whole() -> None:
             seen += chunk
     assert refused.value.line == 52  # the header, 50 rows (lines 2-51), then the marker
     assert seen == b"".join(b"row %d\n" % i for i in range(50)).rstrip(b"\n")
+
+
+def test_the_ledger_rows_of_a_load_are_written_by_few_statements(warehouse, s3_client, bucket):
+    """Issue 10 item 8: one INSERT per file (15,000 for the full song data set) became one per
+    500 files."""
+    from etl_assets.loading import ledger
+    from etl_assets.loading.ledger import LedgerEntry, SourceObject
+
+    ensure_tables(warehouse, [])
+    sources = [SourceObject(bucket, f"k/{i}.json", f"e{i}", 1) for i in range(1201)]
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        statements: list[str] = []
+        execute = cur.execute
+
+        class Counting:
+            connection = cur.connection
+
+            def execute(self, statement, params=None):
+                statements.append(statement)
+                execute(statement, params)
+
+            def mogrify(self, statement, params=None):
+                return cur.mogrify(statement, params)
+
+        ledger.record(
+            Counting(),
+            [LedgerEntry(s, ledger.LOADED, 1, 1) for s in sources],
+            load_id="l",
+            target_table="t.t",
+            partition_key=None,
+            run_id=None,
+        )
+        conn.commit()
+    assert len(statements) == 3
+    assert warehouse.query("select count(*) from etl_audit.file_ledger") == [(1201,)]
