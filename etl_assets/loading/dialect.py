@@ -66,6 +66,14 @@ class TableAttributes:
     distkey: str | None = None
     sortkey: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # refused where it is declared, not at the first CREATE TABLE on a cluster: a DISTKEY
+        # goes with DISTSTYLE KEY (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_NEW.html)
+        if self._diststyle() != "KEY" and self.distkey:
+            raise ValueError(
+                f"DISTKEY ({self.distkey}) needs DISTSTYLE KEY, not {self.diststyle.upper()}"
+            )
+
     def render(self, dialect: str) -> sql.Composable:
         if dialect != "redshift":
             return sql.SQL("")

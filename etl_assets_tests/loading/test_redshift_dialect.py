@@ -219,6 +219,11 @@ def test_table_attributes_render_for_redshift_only(stack) -> None:
     assert TableAttributes("ALL").render("redshift").as_string(conn) == " DISTSTYLE ALL"
     with pytest.raises(ValueError, match="invalid identifier"):
         TableAttributes("KEY", distkey="song_id; drop table x").render("redshift")
+    # issue 10 item 10: a DISTKEY under another DISTSTYLE was rendered as invalid DDL
+    with pytest.raises(ValueError, match=r"DISTKEY \(song_id\) needs DISTSTYLE KEY, not EVEN"):
+        TableAttributes("EVEN", distkey="song_id")
+    with pytest.raises(ValueError, match="unknown DISTSTYLE"):
+        TableAttributes("SPREAD")
     conn.close()
 
 
