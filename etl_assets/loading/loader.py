@@ -149,7 +149,6 @@ class ObjectLoader:
         self.warehouse = warehouse
         self.s3 = s3_client
         self.run_id = run_id
-        self._copied = 0  # rows the last Redshift COPY loaded (pg_last_copy_count)
 
     def load(
         self,
@@ -231,7 +230,7 @@ class ObjectLoader:
         target, dialect = step.target, self.warehouse.dialect
         staging = prepare_staging(cur, target, dialect, in_place_append=first_write)
         try:
-            files = self._fill(
+            files, written = self._fill(
                 cur, target, staging.fill, step.objects, step.file_format, load_id, step.converter
             )
             if isinstance(target.mode, ReplacePartition):
@@ -240,8 +239,6 @@ class ObjectLoader:
             conn.rollback()
             self._record_rejection(target, step.objects, error, load_id)
             raise
-        # the rows COPY reported: PostgreSQL per file, Redshift per COPY (pg_last_copy_count)
-        written = self._copied if self.warehouse.is_redshift else sum(f.rows for f in files)
         checked = WrittenRows(staging.checked, written)
         outcomes = step.checks(cur, checked, files) if step.checks else []
         if any(o.blocking and not o.passed for o in outcomes):
@@ -313,9 +310,10 @@ class ObjectLoader:
         file_format: FileFormat,
         load_id: str,
         converter: Converter | None,
-    ) -> list[LoadedFile]:
+    ) -> tuple[list[LoadedFile], int]:
         """Fill the shadow from the objects (converted first where the converter applies);
-        files and refusals are reported under the original object's key and version."""
+        files and refusals are reported under the original object's key and version. Also
+        returns the rows COPY reported writing (PostgreSQL: per file; Redshift: per COPY)."""
         originals = {o.key: o for o in objects}
         if converter is not None and converter.applies_to(self.warehouse.dialect):
             loadable = [converter.convert(self.s3, o) for o in objects]
@@ -324,9 +322,12 @@ class ObjectLoader:
             loadable = list(objects)
         try:
             if self.warehouse.is_redshift:
-                files = self._fill_redshift(cur, target, staging, loadable, file_format, load_id)
+                files, written = self._fill_redshift(
+                    cur, target, staging, loadable, file_format, load_id
+                )
             else:
                 files = fill_from_objects(cur, self.s3, staging, loadable, file_format)
+                written = sum(f.rows for f in files)
         except LoadError as error:
             original = originals.get(error.key)
             if original is None or original.key == error.key:
@@ -334,7 +335,7 @@ class ObjectLoader:
             raise LoadError(
                 original.key, error.line, f"{error.reason} (in {error.key})", error.column
             ) from error
-        return [replace(f, source=originals[f.source.key]) for f in files]
+        return [replace(f, source=originals[f.source.key]) for f in files], written
 
     def _fill_redshift(
         self,
@@ -344,7 +345,7 @@ class ObjectLoader:
         objects: Sequence[SourceObject],
         file_format: FileFormat,
         load_id: str,
-    ) -> list[LoadedFile]:
+    ) -> tuple[list[LoadedFile], int]:
         """Redshift pulls the objects itself, in parallel, from a manifest of exact keys."""
         bucket = objects[0].bucket
         manifest_key = f"_manifests/{target.schema}/{target.table}/{load_id}.manifest"
@@ -365,7 +366,7 @@ class ObjectLoader:
         # https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html
         # https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html
         cur.execute("select pg_last_copy_count()")
-        self._copied = int(cur.fetchone()[0])
+        copied = int(cur.fetchone()[0])
         cur.execute(
             "select trim(file_name), sum(lines_scanned) from sys_load_detail"
             " where query_id = pg_last_copy_id() group by 1"
@@ -378,7 +379,7 @@ class ObjectLoader:
             lines = scanned.get(o.url, scanned.get(o.url[:256], 0))
             records = max(int(lines) - header, 0)  # the header line is scanned, not loaded
             files.append(LoadedFile(o, records, records))  # per-file rows: not reported
-        return files
+        return files, copied
 
     def _record_rejection(
         self, target: LoadTarget, objects: Sequence[SourceObject], error: LoadError, load_id: str
