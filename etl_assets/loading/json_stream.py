@@ -32,36 +32,32 @@ _NEEDS_ESCAPE = ("\\", "\t", "\n", "\r")
 
 
 class _ValueScanner:
-    """Finds where the objects of a multi-line or array file start and end, line by line.
-
-    Objects sit at depth 0, or at depth 1 inside one top-level array where `arrays` allows it
-    (Redshift's COPY cannot read that shape; by default neither does this reader).
-    """
+    """Finds where the objects of a multi-line file start and end, line by line. Objects sit
+    at depth 0: a top-level array is refused, as Redshift's COPY refuses it (a converter
+    rewrites such a file first)."""
 
     def __init__(self) -> None:
         self.depth = 0
-        self.base: int | None = None  # depth objects sit at: 0, or 1 inside an array
         self.in_string = False
         self.escaped = False
-        self.arrays = True  # False: a top-level array is refused, as Redshift's COPY does
 
     def spans(self, line: bytes) -> list[tuple[int | None, int | None]]:
         """(start, end) of each object piece in the line; None = continues across lines."""
         found: list[tuple[int | None, int | None]] = []
-        start: int | None = None if self.depth > (self.base or 0) else -1
+        start: int | None = None if self.depth > 0 else -1
         for index, byte in enumerate(line):
             if self.in_string:
                 self._in_string(byte)
             elif byte == _QUOTE:
                 self.in_string = True
-            elif self.base is None or self.depth <= self.base:
+            elif self.depth == 0:
                 start = self._between_values(index, byte, start)
             elif byte in _OPEN:
                 self.depth += 1
             elif byte in _CLOSE:
                 self.depth -= 1
-                if self.depth == self.base:
-                    found.append((None if start is None else start, index + 1))
+                if self.depth == 0:
+                    found.append((start, index + 1))
                     start = -1
         if start != -1:
             found.append((start, None))
@@ -78,24 +74,14 @@ class _ValueScanner:
     def _between_values(self, index: int, byte: int, start: int | None) -> int | None:
         if byte in b" \t\r":
             return start
-        if self.base is None and byte == ord("["):
-            if not self.arrays:
-                raise ValueError(
-                    "the file holds a top-level JSON array; COPY reads JSON objects one after"
-                    " another (convert the file first)"
-                )
-            self.base = self.depth = 1
-            return start
-        if self.base is None:
-            self.base = 0
         if byte == ord("{"):
             self.depth += 1
             return index
-        if self.base == 1 and byte == ord(","):
-            return start
-        if self.base == 1 and byte == ord("]"):
-            self.base = self.depth = -1  # the array is closed: nothing may follow
-            return start
+        if byte == ord("["):
+            raise ValueError(
+                "the file holds a top-level JSON array; COPY reads JSON objects one after"
+                " another (convert the file first)"
+            )
         raise ValueError(f"unexpected {chr(byte)!r} between JSON objects")
 
 
@@ -135,10 +121,8 @@ class JsonRowReader:
         paths: Sequence[Sequence[str]],
         chunk_bytes: int,
         ignore_case: bool = False,
-        arrays: bool = False,
     ) -> None:
         self._ignore_case = ignore_case
-        self._arrays = arrays
         self._body = body
         self._key = key
         self._paths = [tuple(p) for p in paths]
@@ -262,7 +246,6 @@ class JsonRowReader:
     def _generate(self) -> Iterator[bytes]:
         pending, first = b"", True
         state = _PendingValue()
-        state.scanner.arrays = self._arrays
         line_no = 0
         for data in iter(lambda: self._body.read(self._chunk_bytes), b""):
             if first:  # a UTF-8 byte order mark at the start is accepted, as in CSV
@@ -295,7 +278,7 @@ class JsonRowReader:
         if pending:
             line_no += 1
             self._take(pending, line_no, state, out, _ESCAPED_IN_JSON.search(pending) is None)
-        if state.parts or state.scanner.depth > max(state.scanner.base or 0, 0):
+        if state.parts or state.scanner.depth > 0:
             raise LoadError(self._key, state.start or line_no, "file ends inside a JSON value")
         yield "".join(out).encode()
 

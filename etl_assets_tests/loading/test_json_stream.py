@@ -71,25 +71,14 @@ def test_a_cut_line_in_a_newline_delimited_file_is_refused_at_that_line() -> Non
     assert failure.value.reason.startswith("invalid JSON:")
 
 
-def test_a_top_level_array_is_refused_as_redshift_does_unless_allowed() -> None:
+def test_a_top_level_array_is_refused_as_redshift_does() -> None:
     pretty = json.dumps([{"IATA_CODE": "UA", "AIRLINE": "United"}, {"IATA_CODE": "AA"}], indent=2)
     with pytest.raises(LoadError) as refused:
         read_all(JsonRowReader(io.BytesIO(pretty.encode()), "a.json", [("a",)], 4))
     assert refused.value.line == 1 and "top-level JSON array" in refused.value.reason
-    reader = JsonRowReader(
-        io.BytesIO(pretty.encode()),
-        "a.json",
-        [("iata_code",), ("airline",)],
-        4,
-        ignore_case=True,
-        arrays=True,
-    )
-    assert read_all(reader) == [["UA", "United"], ["AA", "\\N"]]
-    assert reader.source_line(2) == 6
-    one_line = JsonRowReader(
-        io.BytesIO(b'[{"a": 1},{"a": 2}, {"a": 3}]'), "b.json", [("a",)], 4, arrays=True
-    )
-    assert read_all(one_line) == [["1"], ["2"], ["3"]]
+    one_line = JsonRowReader(io.BytesIO(b'[{"a": 1},{"a": 2}]'), "b.json", [("a",)], 4)
+    with pytest.raises(LoadError, match="top-level JSON array"):
+        read_all(one_line)
 
 
 def test_garbage_between_objects_is_refused_with_its_line() -> None:
