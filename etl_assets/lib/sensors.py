@@ -135,7 +135,8 @@ class TickPlan:
     requested: list[dict]  # listing entries to start a run for, oldest first
     superseded: list[str]  # keys the (single) newest run records as superseded
     cursor: UploadCursor
-    same_time_as: list[str] = field(default_factory=list)  # keys the newest cannot be told from
+    # requested key -> the keys it cannot be told from (landed in the same instant)
+    same_time_as: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def newest(self) -> dict | None:
@@ -151,14 +152,22 @@ def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest"
     if not new:
         return TickPlan([], [], state)
     if policy == "every_file":
-        return TickPlan(new, [], state.advance(listed))
+        return TickPlan(new, [], state.advance(listed), {o["Key"]: _tied(o, new) for o in new})
     newest = new[-1]
     # recorded in the ledger by the run; a first tick over a long history names the latest few
     superseded = sorted(o["Key"] for o in new[:-1])[-MAX_SUPERSEDED:]
-    tied = sorted(
-        o["Key"] for o in new[:-1] if _same_instant(o["LastModified"], newest["LastModified"])
+    return TickPlan(
+        [newest], superseded, state.advance(listed), {newest["Key"]: _tied(newest, new)}
     )
-    return TickPlan([newest], superseded, state.advance(listed), tied)
+
+
+def _tied(upload: dict, new: list[dict]) -> list[str]:
+    """The other new uploads `upload` cannot be ordered against."""
+    return sorted(
+        o["Key"]
+        for o in new
+        if o is not upload and _same_instant(o["LastModified"], upload["LastModified"])
+    )
 
 
 def _same_instant(a: datetime, b: datetime) -> bool:
@@ -206,7 +215,8 @@ def upload_sensor(
         if not plan.requested:
             return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
         runs = [
-            _run_request(op_names, o, plan.superseded, plan.same_time_as) for o in plan.requested
+            _run_request(op_names, o, plan.superseded, plan.same_time_as.get(o["Key"], []))
+            for o in plan.requested
         ]
         return SensorResult(run_requests=runs, cursor=plan.cursor.dump())
 
@@ -236,15 +246,19 @@ def _announced_or_listed(
     queue = s3.queue_url(prefix)
     now = datetime.now(UTC)
     receipts: list[str] = []
+    announced: dict[str, datetime] = {}
     if queue:
         drained = upload_queue.drain(s3.get_sqs_client(), queue, s3.bucket)
         receipts = drained.receipts
         if not state.listing_due(now) and drained.exhausted:
             return [o for o in drained.uploads if o["Key"].startswith(prefix)], receipts
+        announced = {version(o): o["LastModified"] for o in drained.uploads}
     listed = get_objects(
         s3.bucket, prefix, since_last_modified=state.since(), client=s3.get_client()
     )
     state.listed_at = now
+    # a listing's LastModified has whole seconds; a notification's event time, milliseconds
+    listed = [{**o, "LastModified": announced.get(version(o), o["LastModified"])} for o in listed]
     return listed, receipts
 
 

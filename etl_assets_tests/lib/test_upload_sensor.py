@@ -1,6 +1,7 @@
 """The upload sensor (on flights' upload prefix): one run per new object version, the newest only
 or every file, nothing skipped, nothing twice."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -147,10 +148,34 @@ def test_a_reupload_of_earlier_content_is_a_new_upload() -> None:
 def test_uploads_that_cannot_be_ordered_are_named() -> None:
     listed = [obj("b.csv", "2", T0), obj("a.csv", "1", T0)]  # one second, from a listing
     plan = plan_tick(listed, UploadCursor())
-    assert plan.newest["Key"].endswith("b.csv") and plan.same_time_as == [t.UPLOAD_PREFIX + "a.csv"]
+    assert plan.newest["Key"].endswith("b.csv") and plan.same_time_as == {
+        t.UPLOAD_PREFIX + "b.csv": [t.UPLOAD_PREFIX + "a.csv"]
+    }
+    # every file gets its run; each says which uploads it could not be ordered against
+    each = plan_tick(listed, UploadCursor(), policy="every_file")
+    assert each.same_time_as == {
+        t.UPLOAD_PREFIX + "a.csv": [t.UPLOAD_PREFIX + "b.csv"],
+        t.UPLOAD_PREFIX + "b.csv": [t.UPLOAD_PREFIX + "a.csv"],
+    }
     queued = [
         obj("b.csv", "2", T0 + timedelta(milliseconds=120)),
         obj("a.csv", "1", T0 + timedelta(milliseconds=480)),
     ]
     plan = plan_tick(queued, UploadCursor())  # notification times: the order is known
-    assert plan.newest["Key"].endswith("a.csv") and plan.same_time_as == []
+    assert plan.newest["Key"].endswith("a.csv")
+    assert plan.same_time_as == {t.UPLOAD_PREFIX + "a.csv": []}
+
+
+def test_a_listing_takes_the_notifications_event_times(stack, s3, s3_client, bucket) -> None:
+    """Two uploads in one second: a listing alone cannot order them, the queue's event times
+    (milliseconds) can; a tick that both lists and reads the queue uses the better clock."""
+    s3 = with_queue(stack, s3, s3_client, bucket)
+    time.sleep(1.02 - time.time() % 1)  # both uploads inside one second
+    for name in ("b first.csv", "a second.csv"):
+        s3_client.put_object(Bucket=bucket, Key=t.UPLOAD_PREFIX + name, Body=name.encode())
+    (request,) = tick(s3, None).run_requests  # a first tick lists (and reads the queue)
+    config = request.run_config["ops"]["flights__flights"]["config"]
+    assert config["key"] == t.UPLOAD_PREFIX + "a second.csv"  # by time, not by key
+    assert config["same_time_as"] == [] and config["superseded"] == [
+        t.UPLOAD_PREFIX + "b first.csv"
+    ]
