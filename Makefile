@@ -16,7 +16,6 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install          ## stack up, sample data, materialize everything, report
-	mkdir -p $(DAGSTER_HOME)
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/etl-assets demo
 
 test: install          ## the test suite against a real PostgreSQL and S3 (own stack)
@@ -25,6 +24,7 @@ test: install          ## the test suite against a real PostgreSQL and S3 (own s
 dev: install           ## the Dagster UI on the local stack
 	$(BIN)/etl-assets up
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp etl_assets/local/dagster.yaml $(DAGSTER_HOME)/
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
 
 bench: install         ## load speed and memory, ratios against a baseline in the same run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -12,7 +11,6 @@ from pathlib import Path
 from dagster import (
     AssetCheckSeverity,
     AssetSelection,
-    DagsterInstance,
     build_sensor_context,
     materialize,
 )
@@ -22,6 +20,7 @@ from etl_assets import domains
 from etl_assets.lib.domain import Domain
 from etl_assets.loading.dialect import table_ref
 from etl_assets.local import stack as local_stack
+from etl_assets.local.instance import local_instance
 from etl_assets.local.resources import bucket_for, warehouse_for
 from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
@@ -137,7 +136,7 @@ def run_domain(
     assets with every check, or the runs its upload sensors request); count its tables."""
     from etl_assets.definitions import defs
 
-    instance = _instance()
+    instance = local_instance()
     paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     cursors: dict[str, str | None] = {}
     for group in domain.upload_groups(paths):
@@ -216,16 +215,6 @@ def _account(report: Report, result, wall: float) -> None:
     )
     report.dagster_overhead_s += max(0.0, wall - step_time)
     _collect_checks(report, result)
-
-
-def _instance() -> DagsterInstance:
-    """The persistent local instance when DAGSTER_HOME is set (so `make dev` shows the demo's
-    runs), else a throwaway one."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        return DagsterInstance.ephemeral()
-    Path(home).mkdir(parents=True, exist_ok=True)
-    return DagsterInstance.get()
 
 
 def _collect_checks(report: Report, result) -> None:

@@ -3,13 +3,12 @@ table's schema or allowed operations were fixed), as a run of the code location.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetSelection, materialize
 
 from etl_assets import domains
+from etl_assets.local.instance import local_instance
 
 
 class ReplayError(ValueError):
@@ -37,7 +36,7 @@ def replay(url: str, force: bool = False) -> Outcome:
         raise ReplayError(f"{url}: cannot read it ({error})") from None
     etag = head["ETag"].strip('"')
     asset_key, partition, run_config = domain.replay(key, etag, force)
-    instance = _instance()
+    instance = local_instance()
     if partition is not None:
         for partitions in _dynamic_partition_names(defs, asset_key):
             instance.add_dynamic_partitions(partitions, [partition])
@@ -75,11 +74,3 @@ def _dynamic_partition_names(defs, asset_key) -> list[str]:
     partitions = node.partitions_def
     name = getattr(partitions, "name", None)
     return [name] if name else []
-
-
-def _instance() -> DagsterInstance:
-    """The persistent local instance when DAGSTER_HOME is set (the UI shows the replay)."""
-    if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        return DagsterInstance.get()
-    return DagsterInstance.ephemeral()

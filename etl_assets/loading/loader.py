@@ -38,6 +38,7 @@ from etl_assets.loading.publish import (
     publish,
     rows_written_here,
 )
+from etl_assets.loading.retry import retry_serialization
 from etl_assets.resources.warehouse import WarehouseResource
 
 
@@ -161,7 +162,25 @@ class ObjectLoader:
         force: bool = False,
     ) -> LoadResult:
         """`superseded`: versions this load makes obsolete unloaded (recorded as such).
-        `force`: load the objects even if the ledger has them loaded (a deliberate replay)."""
+        `force`: load the objects even if the ledger has them loaded (a deliberate replay).
+        A transaction the warehouse cancels for serializability is retried whole."""
+        return retry_serialization(
+            lambda: self._load_once(
+                target, objects, file_format, checks, superseded, converter, force
+            ),
+            f"load into {target.name}",
+        )
+
+    def _load_once(
+        self,
+        target: LoadTarget,
+        objects: Sequence[SourceObject],
+        file_format: FileFormat,
+        checks: ShadowCheck | None,
+        superseded: Sequence[SourceObject],
+        converter: Converter | None,
+        force: bool,
+    ) -> LoadResult:
         load_id = str(uuid.uuid4())
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
             serialize(cur, self.warehouse.dialect, target.name)
@@ -193,6 +212,12 @@ class ObjectLoader:
         A refused file raises `LoadError` and blocking checks failing raise `StepRejected`,
         after the rollback and the ledger row: nothing of any step is published, and the
         caller may retry the others."""
+        names = ", ".join(sorted({step.target.name for step in steps}))
+        return retry_serialization(
+            lambda: self._load_together_once(steps, force), f"load into {names}"
+        )
+
+    def _load_together_once(self, steps: Sequence[LoadStep], force: bool) -> list[LoadResult]:
         results: list[LoadResult] = []
         written: set[str] = set()
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
@@ -493,6 +518,17 @@ def rebuild_table(
 ) -> LoadResult:
     """Rebuild a derived table from a SELECT with the same lock/stage/check/publish discipline:
     two rebuilds of one table at once publish one after the other, never both into one."""
+    return retry_serialization(
+        lambda: _rebuild_once(warehouse, target, select, checks), f"rebuild of {target.name}"
+    )
+
+
+def _rebuild_once(
+    warehouse: WarehouseResource,
+    target: LoadTarget,
+    select: sql.Composable,
+    checks: ShadowCheck | None,
+) -> LoadResult:
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         serialize(cur, warehouse.dialect, target.name)
         staging = prepare_staging(cur, target, warehouse.dialect)

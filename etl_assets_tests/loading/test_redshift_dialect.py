@@ -68,6 +68,7 @@ class RecordingWarehouse(WarehouseResource):
     log: ClassVar[list[str]] = []
     renderer_dsn: ClassVar[str] = ""
     answers: ClassVar = staticmethod(lambda text: [])
+    commit_errors: ClassVar[list[Exception]] = []  # raised by the next commits, in order
 
     @contextmanager
     def get_connection(self) -> Iterator:
@@ -80,6 +81,9 @@ class RecordingWarehouse(WarehouseResource):
                 return RecordingCursor(renderer, log, RecordingWarehouse.answers)
 
             def commit(self):
+                if RecordingWarehouse.commit_errors:
+                    log.append("COMMIT (cancelled)")
+                    raise RecordingWarehouse.commit_errors.pop(0)
                 log.append("COMMIT")
 
             def rollback(self):
@@ -94,6 +98,7 @@ class RecordingWarehouse(WarehouseResource):
 @pytest.fixture
 def redshift(stack) -> type[RecordingWarehouse]:
     RecordingWarehouse.log = []
+    RecordingWarehouse.commit_errors = []
     RecordingWarehouse.renderer_dsn = stack.dsn()
     return RecordingWarehouse
 
@@ -370,3 +375,60 @@ def test_a_key_longer_than_sys_load_details_file_name_is_still_counted(redshift,
         LoadTarget("flights", "events", Append()), [upload], Csv(), rows_match_source()
     )
     assert result.status == "published" and result.files[0].records == 4
+
+
+CANCELLED = (
+    "1023\nDETAIL:  Serializable isolation violation on table - 1012,"
+    " transactions forming the cycle are: 4012, 4013 (pid:1072)"
+)
+
+
+def _snapshot_load(redshift, bucket, s3_client):
+    upload = SourceObject(bucket, "flights/uploads/flights.csv", "e1", 10)
+    RecordingWarehouse.answers = staticmethod(
+        lambda text: (
+            [(upload.url, 4)]
+            if "sys_load_detail" in text
+            else [(3,)]
+            if text == "select pg_last_copy_count()"
+            else [(None,)]
+            if text.startswith("select max(last_modified)")
+            else []
+        )
+    )
+    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
+    return ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("flights", "flights", Snapshot()), [upload], Csv(), rows_match_source()
+    )
+
+
+def test_a_load_cancelled_for_serializability_is_retried_whole(
+    redshift, bucket, s3_client, monkeypatch
+):
+    monkeypatch.setattr("etl_assets.loading.retry.FIRST_PAUSE_S", 0.0)
+    RecordingWarehouse.commit_errors = [psycopg2.InternalError(CANCELLED)]
+    result = _snapshot_load(redshift, bucket, s3_client)
+    assert result.status == "published"
+    log = RecordingWarehouse.log
+    assert log.count("COMMIT (cancelled)") == 1 and log[-1] == "COMMIT"
+    # the second attempt starts over: the ledger lock, the delete, the COPY, the ledger rows
+    second = log.index("COMMIT (cancelled)") + 1
+    assert log[second] == 'lock "etl_audit"."file_ledger"'
+    assert any(s.startswith("COPY ") for s in log[second:])
+    assert any(s.startswith('insert into "etl_audit"."file_ledger"') for s in log[second:])
+
+
+def test_retries_are_bounded_and_other_errors_are_not_retried(
+    redshift, bucket, s3_client, monkeypatch
+):
+    monkeypatch.setattr("etl_assets.loading.retry.FIRST_PAUSE_S", 0.0)
+    RecordingWarehouse.commit_errors = [psycopg2.InternalError(CANCELLED) for _ in range(4)]
+    with pytest.raises(psycopg2.InternalError, match="Serializable isolation violation"):
+        _snapshot_load(redshift, bucket, s3_client)
+    assert RecordingWarehouse.log.count("COMMIT (cancelled)") == 4
+
+    RecordingWarehouse.log.clear()
+    RecordingWarehouse.commit_errors = [psycopg2.InternalError("Disk Full")]
+    with pytest.raises(psycopg2.InternalError, match="Disk Full"):
+        _snapshot_load(redshift, bucket, s3_client)
+    assert RecordingWarehouse.log.count("COMMIT (cancelled)") == 1
