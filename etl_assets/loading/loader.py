@@ -12,7 +12,6 @@ A connection lost anywhere before the commit leaves the published table and ledg
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,8 +21,8 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading import ledger
-from etl_assets.loading.dialect import redshift_copy, serialize, table_ref
-from etl_assets.loading.formats import Csv, FileFormat
+from etl_assets.loading.dialect import serialize, table_ref
+from etl_assets.loading.formats import FileFormat
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.postgres_copy import LoadedFile, LoadError, fill_from_objects
 from etl_assets.loading.publish import (
@@ -38,6 +37,7 @@ from etl_assets.loading.publish import (
     publish,
     rows_written_here,
 )
+from etl_assets.loading.redshift_copy import CopyAccess, fill_from_s3
 from etl_assets.loading.retry import retry_serialization
 from etl_assets.resources.warehouse import WarehouseResource
 
@@ -256,7 +256,14 @@ class ObjectLoader:
         staging = prepare_staging(cur, target, dialect, in_place_append=first_write)
         try:
             files, written = self._fill(
-                cur, target, staging.fill, step.objects, step.file_format, load_id, step.converter
+                conn,
+                cur,
+                target,
+                staging.fill,
+                step.objects,
+                step.file_format,
+                load_id,
+                step.converter,
             )
             if isinstance(target.mode, ReplacePartition):
                 _refuse_rows_outside(cur, staging.fill, target.mode, step.objects)
@@ -328,6 +335,7 @@ class ObjectLoader:
 
     def _fill(
         self,
+        conn,
         cur: Cursor,
         target: LoadTarget,
         staging: sql.Identifier,
@@ -347,8 +355,10 @@ class ObjectLoader:
             loadable = list(objects)
         try:
             if self.warehouse.is_redshift:
-                files, written = self._fill_redshift(
-                    cur, target, staging, loadable, file_format, load_id
+                access = CopyAccess(self.warehouse.iam_role, self.warehouse.region)
+                load = (f"{target.schema}/{target.table}", load_id)
+                files, written = fill_from_s3(
+                    conn, cur, self.s3, staging, loadable, file_format, load, access
                 )
             else:
                 files = fill_from_objects(cur, self.s3, staging, loadable, file_format)
@@ -361,50 +371,6 @@ class ObjectLoader:
                 original.key, error.line, f"{error.reason} (in {error.key})", error.column
             ) from error
         return [replace(f, source=originals[f.source.key]) for f in files], written
-
-    def _fill_redshift(
-        self,
-        cur: Cursor,
-        target: LoadTarget,
-        staging: sql.Identifier,
-        objects: Sequence[SourceObject],
-        file_format: FileFormat,
-        load_id: str,
-    ) -> tuple[list[LoadedFile], int]:
-        """Redshift pulls the objects itself, in parallel, from a manifest of exact keys."""
-        bucket = objects[0].bucket
-        manifest_key = f"_manifests/{target.schema}/{target.table}/{load_id}.manifest"
-        manifest = {"entries": [{"url": o.url, "mandatory": True} for o in objects]}
-        self.s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
-        cur.execute(
-            redshift_copy(
-                staging,
-                f"s3://{bucket}/{manifest_key}",
-                file_format,
-                bucket,
-                self.warehouse.iam_role,
-                self.warehouse.region,
-            )
-        )
-        # The rows COPY loaded, and the lines it scanned per file. SYS views, never STL
-        # tables: those are empty on Redshift Serverless.
-        # https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html
-        # https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html
-        cur.execute("select pg_last_copy_count()")
-        copied = int(cur.fetchone()[0])
-        cur.execute(
-            "select trim(file_name), sum(lines_scanned) from sys_load_detail"
-            " where query_id = pg_last_copy_id() group by 1"
-        )
-        scanned = dict(cur.fetchall())
-        header = 1 if isinstance(file_format, Csv) and file_format.header else 0
-        files = []
-        for o in objects:
-            # file_name is char(256): a longer URL is found by its first 256 characters
-            lines = scanned.get(o.url, scanned.get(o.url[:256], 0))
-            records = max(int(lines) - header, 0)  # the header line is scanned, not loaded
-            files.append(LoadedFile(o, records, records))  # per-file rows: not reported
-        return files, copied
 
     def _record_rejection(
         self, target: LoadTarget, objects: Sequence[SourceObject], error: LoadError, load_id: str

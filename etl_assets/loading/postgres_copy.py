@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg2
+from botocore.exceptions import ClientError
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
@@ -59,8 +60,27 @@ def fill_from_objects(
 
 def open_body(s3_client, obj: SourceObject):
     """The object's body as a stream, pinned to the listed version by its ETag."""
-    response = s3_client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag)
+    try:
+        response = s3_client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag)
+    except ClientError as error:
+        raise changed_since_listed(error, obj) from error
     return response["Body"]
+
+
+def changed_since_listed(error: ClientError, obj: SourceObject) -> Exception:
+    """S3 refusing the listed ETag (412) or the key (404): that version is gone, so this
+    load cannot be of it; its successor, if any, is a version of its own and loads on its
+    own. Any other S3 error (access, throttling) is returned as it is."""
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in ("PreconditionFailed", "NoSuchKey", "404") or status in (404, 412):
+        return LoadError(
+            obj.key,
+            None,
+            f"version {obj.etag} is no longer in the bucket (the object was overwritten or"
+            " deleted after it was listed); a new version loads in a run of its own",
+        )
+    return error
 
 
 def table_columns(cur: Cursor, table: sql.Identifier) -> list[str]:

@@ -17,28 +17,44 @@ from psycopg2 import sql
 from etl_assets.defs.sparkify import tables as t
 from etl_assets.lib.checks import rows_match_source
 from etl_assets.loading.dialect import TableAttributes, redshift_copy
+from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, JsonAuto, JsonPaths
 from etl_assets.loading.ledger import SourceObject
 from etl_assets.loading.loader import LoadTarget, ObjectLoader
 from etl_assets.loading.publish import Append, MergeByKey, ReplacePartition, Snapshot
+from etl_assets.loading.sources import list_objects
 from etl_assets.resources.warehouse import WarehouseResource
 
 ROLE = "arn:aws:iam::123456789012:role/etl-assets-copy"
 
 
 class RecordingCursor:
+    """Records each statement. A COPY reads its manifest and the objects it names from S3, as
+    Redshift would, and what it read answers SYS_LOAD_DETAIL (lines per file); `answers`
+    answers the rest (an exception it returns is raised)."""
+
     def __init__(self, renderer, log: list[str], answers) -> None:
         self.renderer, self.log, self.answers = renderer, log, answers
         self.connection = renderer.connection  # its encoding renders multi-row inserts
         self._rows: list[tuple] = []
         self.rowcount = 0
+        self.description: list[tuple] | None = None
 
     def execute(self, statement, params=None) -> None:
         text = " ".join(self.renderer.mogrify(statement, params).decode().split())
         self.log.append(text)
-        self._rows = self.answers(text)
+        answer = self.answers(text)
+        if text.startswith("COPY "):
+            RecordingWarehouse.copies.append(_read_manifest(text))
+        if isinstance(answer, Exception):
+            raise answer
+        self._rows = answer
         if not self._rows and text.startswith("select sum(case when"):
             self._rows = [(0,)]  # a partition load's rows all inside the partition
+        if not self._rows and "from sys_load_detail" in text and RecordingWarehouse.copies:
+            self._rows = list(RecordingWarehouse.copies[-1]["lines"].items())
+        if re.match(r'select \* from [\w".]+ limit 0$', text):
+            self.description = [(c,) for c in RecordingWarehouse.columns]
         self.rowcount = 5
 
     def mogrify(self, statement, params=None) -> bytes:
@@ -64,11 +80,28 @@ class RecordingCursor:
         return None
 
 
+def _read_manifest(copy: str) -> dict:
+    """What a COPY from a manifest reads: the manifest, then every object it names."""
+    url = re.search(r"FROM '(s3://[^']+)'", copy).group(1)
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    s3 = RecordingWarehouse.s3
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    bodies = {}
+    for entry in manifest["entries"]:
+        b, k = entry["url"].removeprefix("s3://").split("/", 1)
+        bodies[entry["url"]] = s3.get_object(Bucket=b, Key=k)["Body"].read()
+    lines = {u: body.count(b"\n") + (not body.endswith(b"\n")) for u, body in bodies.items()}
+    return {"manifest": manifest, "bodies": bodies, "lines": lines}
+
+
 class RecordingWarehouse(WarehouseResource):
     log: ClassVar[list[str]] = []
     renderer_dsn: ClassVar[str] = ""
     answers: ClassVar = staticmethod(lambda text: [])
     commit_errors: ClassVar[list[Exception]] = []  # raised by the next commits, in order
+    copies: ClassVar[list[dict]] = []  # what each COPY read: manifest, bodies, lines per URL
+    columns: ClassVar[list[str]] = ["a", "b"]  # the staging relation's columns
+    s3: ClassVar = None
 
     @contextmanager
     def get_connection(self) -> Iterator:
@@ -96,34 +129,39 @@ class RecordingWarehouse(WarehouseResource):
 
 
 @pytest.fixture
-def redshift(stack) -> type[RecordingWarehouse]:
+def redshift(stack, s3_client) -> type[RecordingWarehouse]:
     RecordingWarehouse.log = []
     RecordingWarehouse.commit_errors = []
+    RecordingWarehouse.copies = []
+    RecordingWarehouse.columns = ["a", "b"]
+    RecordingWarehouse.s3 = s3_client
     RecordingWarehouse.renderer_dsn = stack.dsn()
     return RecordingWarehouse
 
 
-def _objects(bucket: str) -> list[SourceObject]:
+def _put(s3_client, bucket: str, key: str, body: bytes) -> SourceObject:
+    s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+    (listed,) = list_objects(s3_client, bucket, key)
+    return listed
+
+
+def _objects(s3_client, bucket: str) -> list[SourceObject]:
     keys = [
         "sparkify/log_data/2018/11/2018-11-01-events.json",
         "sparkify/log_data/2018/11/2018-11-02-events.json",
     ]
-    return [SourceObject(bucket, key, f"etag{i}", 100) for i, key in enumerate(keys)]
+    lines = b"".join(b'{"a": %d, "b": "x"}\n' % i for i in range(3))
+    return [_put(s3_client, bucket, key, lines) for key in keys]
 
 
 def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     redshift, bucket: str, s3_client
 ) -> None:
-    objects = _objects(bucket)
+    objects = _objects(s3_client, bucket)
 
-    def answers(text: str) -> list[tuple]:
-        if "sys_load_detail" in text:
-            return [(o.url, 3) for o in objects]
-        if text == "select pg_last_copy_count()":
-            return [(6,)]
-        return []
-
-    RecordingWarehouse.answers = staticmethod(answers)
+    RecordingWarehouse.answers = staticmethod(
+        lambda text: [(6,)] if text == "select pg_last_copy_count()" else []
+    )
     warehouse = redshift(
         dialect="redshift", host="cluster.example", iam_role=ROLE, region="us-west-2"
     )
@@ -140,28 +178,30 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     )
 
     assert result.status == "published"
+    assert [(f.records, f.rows) for f in result.files] == [(3, 3), (3, 3)]
     log = RecordingWarehouse.log
     load_id = result.load_id
     manifest = f"s3://{bucket}/_manifests/sparkify/staging_events/{load_id}.manifest"
     assert log[0] == 'lock "etl_audit"."file_ledger"'  # writers one at a time; readers never wait
     assert log[2] == 'create temp table "staging_events__shadow" (like "sparkify"."staging_events")'
-    assert log[3] == (
+    assert log[3] == 'select * from "staging_events__shadow" limit 0'  # columns for JSON keys
+    assert log[4] == (
         f"COPY \"staging_events__shadow\" FROM '{manifest}' IAM_ROLE '{ROLE}'"
         f" FORMAT AS JSON 's3://{bucket}/sparkify/log_json_path.json' REGION 'us-west-2'"
         " MANIFEST COMPUPDATE OFF STATUPDATE OFF"
     )
     # the rows COPY loaded and the lines per file: SYS views, no STL table (empty on Serverless)
-    assert log[4] == "select pg_last_copy_count()"
-    assert log[5] == (
+    assert log[5] == "select pg_last_copy_count()"
+    assert log[6] == (
         "select trim(file_name), sum(lines_scanned) from sys_load_detail"
         " where query_id = pg_last_copy_id() group by 1"
     )
-    assert log[6] == (
+    assert log[7] == (
         "select sum(case when ts >= 1541030400000 and ts < 1541203200000 then 0 else 1 end)"
         ' from "staging_events__shadow"'
     )
     assert not any("stl_" in statement for statement in log)
-    assert log[7:10] == [
+    assert log[8:11] == [
         'delete from "sparkify"."staging_events" where ts >= 1541030400000 and ts < 1541203200000',
         'insert into "sparkify"."staging_events" select * from "staging_events__shadow"',
         'drop table "staging_events__shadow"',
@@ -171,20 +211,23 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     assert log[-1] == "COMMIT" and log.count("COMMIT") == 1
     assert not any(re.match(r"\s*truncate", s, re.I) for s in log)
 
-    body = s3_client.get_object(Bucket=bucket, Key=manifest.split("/", 3)[3])["Body"].read()
-    assert json.loads(body) == {"entries": [{"url": o.url, "mandatory": True} for o in objects]}
+    # COPY read pinned copies of exactly the listed versions, under _staged/<load id>/
+    (copy,) = RecordingWarehouse.copies
+    urls = [entry["url"] for entry in copy["manifest"]["entries"]]
+    assert all(e["mandatory"] for e in copy["manifest"]["entries"])
+    assert all(u.startswith(f"s3://{bucket}/_staged/{load_id}/") for u in urls)
+    assert [u.rsplit("-", 1)[-1] for u in urls] == ["events.json", "events.json"]
+    originals = [s3_client.get_object(Bucket=bucket, Key=o.key)["Body"].read() for o in objects]
+    assert list(copy["bodies"].values()) == originals
+    # ... which are deleted with the manifest once the COPY has read them
+    leftover = s3_client.list_objects_v2(Bucket=bucket, Prefix="_")
+    assert leftover["KeyCount"] == 0, [o["Key"] for o in leftover.get("Contents", [])]
 
 
 def test_a_failed_blocking_check_rolls_back_without_publishing(redshift, bucket, s3_client):
-    objects = _objects(bucket)
-    RecordingWarehouse.answers = staticmethod(
-        lambda text: (
-            [(o.url, 3) for o in objects]
-            if "sys_load_detail" in text
-            else [(999,)]  # COPY loaded 999 rows from 6 lines
-            if text == "select pg_last_copy_count()"
-            else []
-        )
+    objects = _objects(s3_client, bucket)
+    RecordingWarehouse.answers = staticmethod(  # COPY loaded 999 rows from 6 lines
+        lambda text: [(999,)] if text == "select pg_last_copy_count()" else []
     )
     warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
     result = ObjectLoader(warehouse, s3_client).load(
@@ -258,13 +301,7 @@ def test_a_converted_file_is_loaded_but_the_ledger_records_the_original(
     s3_client.put_object(Bucket=bucket, Key="flights/airlines.json", Body=b'[{"A": 1}]')
     (source,) = list_objects(s3_client, bucket, "flights/airlines.json")
     RecordingWarehouse.answers = staticmethod(
-        lambda text: (
-            [(f"s3://{bucket}/_converted/flights/airlines.json", 1)]
-            if "sys_load_detail" in text
-            else [(1,)]
-            if text == "select pg_last_copy_count()"
-            else []
-        )
+        lambda text: [(1,)] if text == "select pg_last_copy_count()" else []
     )
     warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
     result = ObjectLoader(warehouse, s3_client).load(
@@ -275,9 +312,8 @@ def test_a_converted_file_is_loaded_but_the_ledger_records_the_original(
         converter=JsonArrayToLines(),
     )
     assert result.status == "published" and result.files[0].source == source
-    manifest_key = f"_manifests/flights/airlines/{result.load_id}.manifest"
-    manifest = json.loads(s3_client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-    assert manifest["entries"][0]["url"] == f"s3://{bucket}/_converted/flights/airlines.json"
+    (copy,) = RecordingWarehouse.copies  # COPY read the pinned copy of the converted file
+    assert list(copy["bodies"].values()) == [b'{"A":1}\n']
     ledger_rows = [s for s in RecordingWarehouse.log if 'into "etl_audit"."file_ledger"' in s]
     assert len(ledger_rows) == 1 and f"'{source.key}','{source.etag}'" in ledger_rows[0]
 
@@ -297,12 +333,10 @@ def test_case_insensitive_auto_renders_ignorecase(stack) -> None:
 
 
 def _publish_log(redshift, bucket, s3_client, mode, table="flights") -> list[str]:
-    upload = SourceObject(bucket, f"flights/uploads/{table}.csv", "e1", 10)
+    upload = _put(s3_client, bucket, f"flights/uploads/{table}.csv", b"YEAR\n1\n2\n3\n")
     RecordingWarehouse.answers = staticmethod(
         lambda text: (
-            [(upload.url, 4)]  # the header and three data lines
-            if "sys_load_detail" in text
-            else [(3,)]
+            [(3,)]  # the header and three data lines scanned, three rows loaded
             if text == "select pg_last_copy_count()"
             else [(None,)]
             if text.startswith("select max(last_modified)")
@@ -360,15 +394,10 @@ def test_merge_publish_deletes_matching_keys_then_inserts(redshift, bucket, s3_c
 
 def test_a_key_longer_than_sys_load_details_file_name_is_still_counted(redshift, bucket, s3_client):
     """SYS_LOAD_DETAIL.file_name is char(256): a longer S3 URL appears cut at 256 characters."""
-    upload = SourceObject(bucket, "flights/uploads/" + "x" * 300 + ".csv", "e1", 10)
+    key = "flights/uploads/" + "x" * 300 + ".csv"
+    upload = _put(s3_client, bucket, key, b"h\n1\n2\n3\n4\n")
     RecordingWarehouse.answers = staticmethod(
-        lambda text: (
-            [(upload.url[:256], 5)]
-            if "sys_load_detail" in text
-            else [(4,)]
-            if text == "select pg_last_copy_count()"
-            else []
-        )
+        lambda text: [(4,)] if text == "select pg_last_copy_count()" else []
     )
     warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
     result = ObjectLoader(warehouse, s3_client).load(
@@ -384,12 +413,10 @@ CANCELLED = (
 
 
 def _snapshot_load(redshift, bucket, s3_client):
-    upload = SourceObject(bucket, "flights/uploads/flights.csv", "e1", 10)
+    upload = _put(s3_client, bucket, "flights/uploads/flights.csv", b"h\n1\n2\n3\n")
     RecordingWarehouse.answers = staticmethod(
         lambda text: (
-            [(upload.url, 4)]
-            if "sys_load_detail" in text
-            else [(3,)]
+            [(3,)]
             if text == "select pg_last_copy_count()"
             else [(None,)]
             if text.startswith("select max(last_modified)")
@@ -432,3 +459,159 @@ def test_retries_are_bounded_and_other_errors_are_not_retried(
     with pytest.raises(psycopg2.InternalError, match="Disk Full"):
         _snapshot_load(redshift, bucket, s3_client)
     assert RecordingWarehouse.log.count("COMMIT (cancelled)") == 1
+
+
+# Issue 10 items 3-5: what Redshift refuses, and what it reads, is what PostgreSQL would
+
+
+def _load(redshift, s3_client, objects, fmt, answers=None, target=None):
+    def lines_read(text: str) -> list[tuple]:
+        if text == "select pg_last_copy_count()":
+            return [(sum(RecordingWarehouse.copies[-1]["lines"].values()),)]
+        if text.startswith("select max(last_modified)"):
+            return [(None,)]  # nothing published yet
+        return []
+
+    RecordingWarehouse.answers = staticmethod(answers or lines_read)
+    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
+    return ObjectLoader(warehouse, s3_client).load(
+        target or LoadTarget("sparkify", "staging_songs", Append()), objects, fmt
+    )
+
+
+def _ledger_statuses(log: list[str]) -> list[str]:
+    """The statuses of the ledger rows written."""
+    written = " ".join(s for s in log if s.startswith('insert into "etl_audit"."file_ledger"'))
+    return re.findall(r"'(loaded|rejected|superseded)'", written)
+
+
+def test_a_row_redshift_refuses_is_reported_with_key_line_and_column(
+    redshift, bucket, s3_client, monkeypatch
+):
+    monkeypatch.setattr("etl_assets.loading.redshift_copy.ERROR_VIEW_WAITS_S", ())
+    objects = _objects(s3_client, bucket)
+
+    def answers(text: str):
+        if text.startswith("COPY "):
+            return psycopg2.InternalError(
+                "Load into table 'staging_songs__shadow' failed. Check"
+                " 'sys_load_error_detail' system table for details."
+            )
+        if "from sys_load_error_detail" in text:
+            (copy,) = RecordingWarehouse.copies
+            second = list(copy["bodies"])[1]
+            return [(second, 3, "b", "int4", "0", "Invalid digit, Value 'x', Pos 0, Type: Integer")]
+        return []
+
+    with pytest.raises(LoadError) as refused:
+        _load(redshift, s3_client, objects, JsonAuto(), answers)
+    error = refused.value
+    assert (error.key, error.line, error.column) == (objects[1].key, 3, "b")
+    assert "Invalid digit" in str(error) and "column type int4" in str(error)
+    log = RecordingWarehouse.log
+    copy = next(i for i, s in enumerate(log) if s.startswith("COPY "))
+    lookup = next(i for i, s in enumerate(log) if "from sys_load_error_detail" in s)
+    assert log[copy + 1] == "ROLLBACK" and lookup == copy + 2  # read after the rollback
+    assert f"where left(file_name, {len(f's3://{bucket}/_staged/') + 37}) = " in log[lookup]
+    assert "stl_" not in log[lookup]
+    assert _ledger_statuses(log) == ["rejected"] and "Invalid digit" in log[-2]
+    assert s3_client.list_objects_v2(Bucket=bucket, Prefix="_")["KeyCount"] == 0
+
+
+def test_a_copy_failing_without_a_row_error_is_raised_as_it_is(
+    redshift, bucket, s3_client, monkeypatch
+):
+    """No access to the bucket is not the file's fault: nothing is recorded as rejected, so
+    the same version loads once the role is fixed."""
+    monkeypatch.setattr("etl_assets.loading.redshift_copy.ERROR_VIEW_WAITS_S", (0.0,))
+    denied = psycopg2.InternalError("S3ServiceException:Access Denied,Status 403")
+    with pytest.raises(psycopg2.InternalError, match="Access Denied"):
+        _load(
+            redshift,
+            s3_client,
+            _objects(s3_client, bucket),
+            JsonAuto(),
+            lambda text: denied if text.startswith("COPY ") else [],
+        )
+    log = RecordingWarehouse.log
+    assert sum("from sys_load_error_detail" in s for s in log) == 2  # looked, then waited once
+    assert _ledger_statuses(log) == []
+
+
+def test_an_object_overwritten_after_listing_is_refused_before_any_copy(
+    redshift, bucket, s3_client
+):
+    objects = _objects(s3_client, bucket)
+    s3_client.put_object(Bucket=bucket, Key=objects[0].key, Body=b'{"a": 9, "b": "new"}\n')
+    with pytest.raises(LoadError, match="no longer in the bucket"):
+        _load(redshift, s3_client, objects, JsonAuto())
+    log = RecordingWarehouse.log
+    assert not any(s.startswith("COPY ") for s in log)
+    assert _ledger_statuses(log) == ["rejected"] and objects[0].etag in log[-2]
+
+
+def test_an_object_overwritten_during_the_copy_loads_the_listed_version(
+    redshift, bucket, s3_client
+):
+    """The manifest names keys: without the pinned copy, COPY would read the new bytes and
+    the ledger would record them under the old ETag."""
+    objects = _objects(s3_client, bucket)
+    listed = s3_client.get_object(Bucket=bucket, Key=objects[0].key)["Body"].read()
+
+    def overwrite_then_answer(text: str):
+        if text.startswith("COPY "):
+            s3_client.put_object(Bucket=bucket, Key=objects[0].key, Body=b'{"a": 9}\n' * 50)
+        return [(6,)] if text == "select pg_last_copy_count()" else []
+
+    result = _load(redshift, s3_client, objects, JsonAuto(), overwrite_then_answer)
+    assert result.status == "published"
+    (copy,) = RecordingWarehouse.copies
+    assert list(copy["bodies"].values())[0] == listed
+    assert result.files[0].source.etag == objects[0].etag and result.files[0].records == 3
+
+
+def test_a_reordered_csv_header_is_refused_on_redshift_before_the_copy(redshift, bucket, s3_client):
+    upload = _put(s3_client, bucket, "flights/uploads/flights.csv", b"B,A\n1,2\n")
+    with pytest.raises(LoadError) as refused:
+        _load(
+            redshift,
+            s3_client,
+            [upload],
+            Csv(expected_header="A,B"),
+            target=LoadTarget("flights", "flights", Snapshot()),
+        )
+    assert refused.value.line == 1 and "header is 'B,A'; expected 'A,B'" in str(refused.value)
+    assert not any(s.startswith("COPY ") for s in RecordingWarehouse.log)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b"", "empty file (no JSON records)"), (b"\n\n", "empty file (no JSON records)")],
+)
+def test_an_empty_json_file_is_refused_on_redshift(redshift, bucket, s3_client, body, reason):
+    upload = _put(s3_client, bucket, "sparkify/log_data/2018/11/2018-11-03-events.json", body)
+    with pytest.raises(LoadError, match=re.escape(reason)):
+        _load(redshift, s3_client, [upload], JsonAuto())
+    assert not any(s.startswith("COPY ") for s in RecordingWarehouse.log)
+
+
+def test_a_renamed_json_key_is_drift_on_redshift_too(redshift, bucket, s3_client):
+    upload = _put(s3_client, bucket, "sparkify/song_data/a.json", b'{"a": 1, "bee": 2}\n')
+    result = _load(redshift, s3_client, [upload], JsonAuto())
+    (loaded,) = result.files
+    assert (loaded.missing_keys, loaded.unknown_keys) == (("b",), ("bee",))
+
+
+def test_records_of_a_pretty_printed_json_file_are_records_not_lines(redshift, bucket, s3_client):
+    """SYS_LOAD_DETAIL counts lines: a record over 4 lines is one record."""
+    small = _put(s3_client, bucket, "sparkify/song_data/a.json", b'{\n "a": 1,\n "b": 2\n}\n')
+    big_record = b'{\n "a": 1,\n "b": "' + b"x" * (1 << 20) + b'"\n}\n'
+    big = _put(s3_client, bucket, "sparkify/song_data/b.json", big_record * 2)
+    result = _load(
+        redshift,
+        s3_client,
+        [small, big],
+        JsonAuto(),
+        lambda text: [(3,)] if text == "select pg_last_copy_count()" else [],
+    )
+    assert [f.records for f in result.files] == [1, 2]  # the big one: the rest of the rows

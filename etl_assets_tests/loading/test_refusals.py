@@ -259,3 +259,26 @@ def test_the_ledger_rows_of_a_load_are_written_by_few_statements(warehouse, s3_c
         conn.commit()
     assert len(statements) == 3
     assert warehouse.query("select count(*) from etl_audit.file_ledger") == [(1201,)]
+
+
+@pytest.mark.parametrize("change", ["overwrite", "delete"])
+def test_a_version_gone_since_listing_is_refused_by_name(
+    warehouse, s3_client, bucket, change
+) -> None:
+    """The listed version is what the ledger would record: if S3 no longer has it, nothing
+    of the newer bytes loads under the old ETag (issue 10 item 5, both dialects)."""
+    ensure_tables(warehouse, t.ALL_TABLES)
+    key = "songs/A/a.json"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b'{"song_id": "S1"}\n')
+    listed = list_objects(s3_client, bucket, "songs/")
+    if change == "overwrite":
+        s3_client.put_object(Bucket=bucket, Key=key, Body=b'{"song_id": "S2"}\n')
+    else:
+        s3_client.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(LoadError, match="is no longer in the bucket") as refused:
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("sparkify", "staging_songs"), listed, JsonAuto()
+        )
+    assert refused.value.key == key and listed[0].etag in str(refused.value)
+    assert warehouse.query("select count(*) from sparkify.staging_songs") == [(0,)]
+    assert [status for status, _ in ledger(warehouse, key)] == ["rejected"]

@@ -1,0 +1,268 @@
+"""The Redshift side of a load: Redshift pulls the objects from S3 itself, in parallel.
+
+    check each object's first bytes (header, emptiness, JSON keys)  ->  pin each listed version
+    (a server-side copy under `_staged/<load_id>/`, refused by S3 if the object changed)  ->
+    one COPY from a manifest of the pinned copies  ->  rows per file from SYS_LOAD_DETAIL
+    ->  the pinned copies and the manifest are deleted
+
+A COPY that refuses a row is rolled back and its first error, read from
+SYS_LOAD_ERROR_DETAIL, raised as the same `LoadError` the PostgreSQL path raises. Only SYS
+views are read: STL tables are empty on Redshift Serverless.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg2
+from botocore.exceptions import ClientError
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
+
+from etl_assets.loading.csv_stream import CsvHeaderReader
+from etl_assets.loading.dialect import redshift_copy
+from etl_assets.loading.errors import LoadError
+from etl_assets.loading.formats import Csv, FileFormat, JsonAuto
+from etl_assets.loading.json_stream import JsonRowReader
+from etl_assets.loading.ledger import SourceObject
+from etl_assets.loading.postgres_copy import LoadedFile, changed_since_listed, json_paths
+
+SAMPLE_BYTES = 1 << 20  # what is read of each object before the COPY
+S3_WORKERS = 16  # concurrent S3 requests (checks, pins, deletes)
+STAGED_PREFIX, MANIFEST_PREFIX = "_staged", "_manifests"
+ERROR_VIEW_WAITS_S = (0.5, 1.0, 2.0)  # SYS views are filled shortly after the statement
+T, R = TypeVar("T"), TypeVar("R")
+
+
+@dataclass(frozen=True)
+class CopyAccess:
+    """How Redshift reaches the bucket: the IAM role COPY assumes and the bucket's region."""
+
+    iam_role: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """What the first bytes of one object told: its JSON records when they were the whole
+    file (else None), whether a record spans lines, the keys of the records read."""
+
+    records: int | None = None
+    multiline: bool = False
+    missing_keys: tuple[str, ...] = ()
+    unknown_keys: tuple[str, ...] = ()
+
+
+def fill_from_s3(
+    conn: Connection,
+    cur: Cursor,
+    s3_client,
+    staging: sql.Identifier,
+    objects: Sequence[SourceObject],
+    file_format: FileFormat,
+    load: tuple[str, str],
+    access: CopyAccess,
+) -> tuple[list[LoadedFile], int]:
+    """COPY `objects` into `staging` for `load` (the target's "schema/table", the load id);
+    returns the files with their records, and the rows COPY loaded."""
+    target_path, load_id = load
+    columns = [] if isinstance(file_format, Csv) else relation_columns(cur, staging)
+    sampled = _each(objects, lambda o: sample(s3_client, o, file_format, columns))
+    bucket = objects[0].bucket
+    staged_prefix = f"{STAGED_PREFIX}/{load_id}/"
+    manifest_key = f"{MANIFEST_PREFIX}/{target_path}/{load_id}.manifest"
+    try:
+        pinned = _each(objects, lambda o: pin(s3_client, o, staged_prefix))
+        by_url = {p.url: o for p, o in zip(pinned, objects, strict=True)}
+        manifest = {"entries": [{"url": p.url, "mandatory": True} for p in pinned]}
+        s3_client.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
+        statement = redshift_copy(
+            staging,
+            f"s3://{bucket}/{manifest_key}",
+            file_format,
+            bucket,
+            access.iam_role,
+            access.region,
+        )
+        try:
+            cur.execute(statement)
+        except psycopg2.Error as error:
+            conn.rollback()
+            refusal = copy_refusal(cur, f"s3://{bucket}/{staged_prefix}", by_url)
+            if refusal is None:
+                raise
+            raise refusal from error
+        return _counted(cur, pinned, objects, sampled, file_format)
+    finally:
+        _delete(s3_client, bucket, staged_prefix, manifest_key)
+
+
+def relation_columns(cur: Cursor, relation: sql.Composable) -> list[str]:
+    """The relation's column names, in order, without a catalog query either dialect lacks."""
+    cur.execute(sql.SQL("select * from {} limit 0").format(relation))
+    return [column[0] for column in cur.description]
+
+
+def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[str]) -> Sampled:
+    """Refuse what the PostgreSQL path refuses while streaming, from the object's first bytes:
+    an empty file, a header other than the expected one, a malformed first record; and
+    report the JSON keys of the first records (a renamed key is drift)."""
+    head = _first_bytes(s3_client, obj)
+    whole = len(head) >= obj.size
+    if isinstance(file_format, Csv):
+        if file_format.header:
+            CsvHeaderReader(io.BytesIO(head), obj.key, file_format.expected_header, len(head) + 1)
+        elif not head.strip():
+            raise LoadError(obj.key, None, "empty file")
+        return Sampled()
+    if not whole:
+        head = head[: head.rfind(b"\n") + 1]  # whole lines only
+    first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
+    multiline = not (first.startswith(b"{") and first.endswith(b"}"))
+    paths = json_paths(columns, file_format)
+    ignore_case = isinstance(file_format, JsonAuto) and file_format.ignore_case
+    reader = JsonRowReader(io.BytesIO(head), obj.key, paths, SAMPLE_BYTES, ignore_case)
+    try:
+        reader.read()
+    except LoadError as error:
+        if whole or "file ends inside a JSON value" not in error.reason:
+            raise  # a record cut by the sample's end is not the file's fault
+    if whole and reader.records == 0:  # an empty daily file would publish nothing for its day
+        raise LoadError(obj.key, None, "empty file (no JSON records)")
+    missing, unknown = reader.missing_and_unknown(frozenset(p[0] for p in paths))
+    return Sampled(reader.records if whole else None, multiline, missing, unknown)
+
+
+def pin(s3_client, obj: SourceObject, staged_prefix: str) -> SourceObject:
+    """A copy of exactly the listed version, which nothing else writes: S3 refuses the copy if
+    the object changed since it was listed (CopySourceIfMatch), and a manifest can only name
+    keys, not versions."""
+    key = staged_prefix + pinned_name(obj)
+    source = {"Bucket": obj.bucket, "Key": obj.key}
+    try:
+        if obj.size < 5 * 1024**3:  # CopyObject's limit; larger ones go multipart
+            s3_client.copy_object(
+                Bucket=obj.bucket, Key=key, CopySource=source, CopySourceIfMatch=obj.etag
+            )
+        else:
+            s3_client.copy(source, obj.bucket, key, ExtraArgs={"CopySourceIfMatch": obj.etag})
+    except ClientError as error:
+        raise changed_since_listed(error, obj) from error
+    return SourceObject(obj.bucket, key, obj.etag, obj.size, obj.last_modified)
+
+
+def pinned_name(obj: SourceObject) -> str:
+    """Unique within the load and short: SYS_LOAD_DETAIL keeps 256 characters of a URL."""
+    digest = obj.key.encode().hex()[-16:]
+    base = obj.key.rsplit("/", 1)[-1][-100:]
+    return f"{digest}-{base}"
+
+
+def copy_refusal(
+    cur: Cursor, staged_prefix: str, originals: dict[str, SourceObject]
+) -> LoadError | None:
+    """The refused COPY's first error as a `LoadError` on the original key, or None when
+    Redshift recorded no row error (no access to the bucket, a cancelled query: not the
+    file's fault, raised as it is)."""
+    # https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html
+    query = (
+        "select trim(file_name), line_number, trim(column_name), trim(column_type),"
+        " trim(column_length), trim(error_message) from sys_load_error_detail"
+        " where left(file_name, %s) = %s order by start_time, line_number limit 1"
+    )
+    for wait in (0.0, *ERROR_VIEW_WAITS_S):
+        time.sleep(wait)
+        cur.execute(query, (len(staged_prefix), staged_prefix))
+        row = cur.fetchone()
+        if row is not None:
+            break
+    else:
+        return None
+    url, line, column, column_type, length, message = row
+    original = originals.get(url)
+    key = original.key if original else url
+    reason = message
+    if column_type:
+        reason += f" (column type {column_type}{f'({length})' if length else ''})"
+    return LoadError(key, int(line) if line else None, reason, column or None)
+
+
+def _counted(
+    cur: Cursor,
+    pinned: Sequence[SourceObject],
+    objects: Sequence[SourceObject],
+    sampled: Sequence[Sampled],
+    file_format: FileFormat,
+) -> tuple[list[LoadedFile], int]:
+    """The rows COPY loaded (`pg_last_copy_count()`) and each file's records: counted from
+    its sample when that was the whole file, else the lines COPY scanned in it (a CSV header
+    is scanned, not loaded). A large file whose JSON records span lines is the remainder
+    when it is the only one; lines would overcount it.
+    https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html
+    https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html"""
+    cur.execute("select pg_last_copy_count()")
+    copied = int(cur.fetchone()[0])
+    cur.execute(
+        "select trim(file_name), sum(lines_scanned) from sys_load_detail"
+        " where query_id = pg_last_copy_id() group by 1"
+    )
+    scanned = dict(cur.fetchall())
+    header = 1 if isinstance(file_format, Csv) and file_format.header else 0
+    records: list[int | None] = []
+    for staged, seen in zip(pinned, sampled, strict=True):
+        if seen.records is not None:
+            records.append(seen.records)
+        elif seen.multiline:
+            records.append(None)
+        else:
+            records.append(max(int(scanned.get(staged.url, 0)) - header, 0))
+    unknown = [i for i, r in enumerate(records) if r is None]
+    if len(unknown) == 1:
+        records[unknown[0]] = copied - sum(r for r in records if r is not None)
+    else:
+        for i in unknown:
+            records[i] = int(scanned.get(pinned[i].url, 0))
+    return [
+        LoadedFile(o, n, n, seen.missing_keys, seen.unknown_keys)
+        for o, n, seen in zip(objects, records, sampled, strict=True)
+    ], copied
+
+
+def _delete(s3_client, bucket: str, staged_prefix: str, manifest_key: str) -> None:
+    """The load's pinned copies (however many were made) and its manifest."""
+    keys = [manifest_key]
+    for page in s3_client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=staged_prefix
+    ):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys
+        batch = [{"Key": k} for k in keys[start : start + 1000]]
+        s3_client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
+
+def _each(items: Sequence[T], work: Callable[[T], R]) -> list[R]:
+    """`work` on every item, S3_WORKERS at a time, in order; the first failure is raised."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(S3_WORKERS, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
+def _first_bytes(s3_client, obj: SourceObject) -> bytes:
+    if obj.size == 0:
+        return b""
+    try:
+        response = s3_client.get_object(
+            Bucket=obj.bucket, Key=obj.key, IfMatch=obj.etag, Range=f"bytes=0-{SAMPLE_BYTES - 1}"
+        )
+    except ClientError as error:
+        raise changed_since_listed(error, obj) from error
+    with response["Body"] as body:
+        return body.read()
