@@ -12,11 +12,13 @@ A connection lost anywhere before the commit leaves the published table and ledg
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
@@ -40,6 +42,8 @@ from etl_assets.loading.publish import (
 from etl_assets.loading.redshift_copy import CopyAccess, fill_from_s3
 from etl_assets.loading.retry import retry_serialization
 from etl_assets.resources.warehouse import WarehouseResource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,12 +168,15 @@ class ObjectLoader:
         """`superseded`: versions this load makes obsolete unloaded (recorded as such).
         `force`: load the objects even if the ledger has them loaded (a deliberate replay).
         A transaction the warehouse cancels for serializability is retried whole."""
-        return retry_serialization(
+        result = retry_serialization(
             lambda: self._load_once(
                 target, objects, file_format, checks, superseded, converter, force
             ),
             f"load into {target.name}",
         )
+        if result.status == "published":
+            after_publish(self.warehouse, [target])
+        return result
 
     def _load_once(
         self,
@@ -213,9 +220,14 @@ class ObjectLoader:
         after the rollback and the ledger row: nothing of any step is published, and the
         caller may retry the others."""
         names = ", ".join(sorted({step.target.name for step in steps}))
-        return retry_serialization(
+        results = retry_serialization(
             lambda: self._load_together_once(steps, force), f"load into {names}"
         )
+        published = [
+            s.target for s, r in zip(steps, results, strict=True) if r.status == "published"
+        ]
+        after_publish(self.warehouse, published)
+        return results
 
     def _load_together_once(self, steps: Sequence[LoadStep], force: bool) -> list[LoadResult]:
         results: list[LoadResult] = []
@@ -417,6 +429,41 @@ class ObjectLoader:
             conn.commit()
 
 
+def after_publish(warehouse: WarehouseResource, targets: Sequence[LoadTarget]) -> None:
+    """Redshift, once the publish has committed: statistics for the planner (COPY runs with
+    STATUPDATE OFF, and a whole-table delete leaves the old ones), and the space of the rows a
+    publish deleted. `ANALYZE ... PREDICATE COLUMNS` analyzes the columns queries filter,
+    join and group on (all of them until any was queried:
+    https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html); `VACUUM DELETE ONLY`
+    cannot run inside a transaction block
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_VACUUM_command.html), so both run on a
+    connection of their own in autocommit. The data is published whatever they do: a failure
+    (a VACUUM already running on the cluster) is logged, not raised. PostgreSQL's autovacuum
+    does both on its own."""
+    if not warehouse.is_redshift or not targets:
+        return
+    unique = {t.name: t for t in targets}.values()
+    try:
+        with warehouse.get_connection() as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for target in unique:
+                    _housekeep(cur, target)
+    except psycopg2.Error as error:  # could not even connect: the next load will do it
+        log.warning("statistics not refreshed after publish: %s", error)
+
+
+def _housekeep(cur: Cursor, target: LoadTarget) -> None:
+    statements = {"analyze": sql.SQL("analyze {} predicate columns").format(target.ref)}
+    if not isinstance(target.mode, Append):  # every other mode deletes rows
+        statements["vacuum delete only"] = sql.SQL("vacuum delete only {}").format(target.ref)
+    for verb, statement in statements.items():
+        try:
+            cur.execute(statement)
+        except psycopg2.Error as error:
+            log.warning("%s %s after publish: %s", verb, target.name, error)
+
+
 def _refuse_rows_outside(
     cur: Cursor, staged: sql.Identifier, mode: ReplacePartition, objects: Sequence[SourceObject]
 ) -> None:
@@ -484,9 +531,12 @@ def rebuild_table(
 ) -> LoadResult:
     """Rebuild a derived table from a SELECT with the same lock/stage/check/publish discipline:
     two rebuilds of one table at once publish one after the other, never both into one."""
-    return retry_serialization(
+    result = retry_serialization(
         lambda: _rebuild_once(warehouse, target, select, checks), f"rebuild of {target.name}"
     )
+    if result.status == "published":
+        after_publish(warehouse, [target])
+    return result
 
 
 def _rebuild_once(

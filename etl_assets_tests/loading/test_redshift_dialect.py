@@ -110,6 +110,14 @@ class RecordingWarehouse(WarehouseResource):
         log = type(self).log
 
         class Connection:
+            @property
+            def autocommit(self) -> bool:
+                return False
+
+            @autocommit.setter
+            def autocommit(self, on: bool) -> None:
+                log.append(f"AUTOCOMMIT {'ON' if on else 'OFF'}")
+
             def cursor(self):
                 return RecordingCursor(renderer, log, RecordingWarehouse.answers)
 
@@ -137,6 +145,17 @@ def redshift(stack, s3_client) -> type[RecordingWarehouse]:
     RecordingWarehouse.s3 = s3_client
     RecordingWarehouse.renderer_dsn = stack.dsn()
     return RecordingWarehouse
+
+
+def _ends_with_commit_then_housekeeping(log: list[str]) -> bool:
+    """The load's transaction committed last; after it, on a connection in autocommit, only
+    ANALYZE and VACUUM (issue 10 item 7)."""
+    after = log[len(log) - log[::-1].index("COMMIT") :]
+    if not after:
+        return True
+    assert after[0] == "AUTOCOMMIT ON", after
+    assert all(re.match(r"(analyze|vacuum delete only) ", s) for s in after[1:]), after
+    return True
 
 
 def _put(s3_client, bucket: str, key: str, body: bytes) -> SourceObject:
@@ -208,7 +227,7 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     ]
     ledger_rows = [s for s in log if s.startswith('insert into "etl_audit"."file_ledger"')]
     assert len(ledger_rows) == 1 and ledger_rows[0].count("'loaded'") == 2  # one multi-row insert
-    assert log[-1] == "COMMIT" and log.count("COMMIT") == 1
+    assert _ends_with_commit_then_housekeeping(log) and log.count("COMMIT") == 1
     assert not any(re.match(r"\s*truncate", s, re.I) for s in log)
 
     # COPY read pinned copies of exactly the listed versions, under _staged/<load id>/
@@ -353,8 +372,9 @@ def _publish_log(redshift, bucket, s3_client, mode, table="flights") -> list[str
     assert result.status == "published"
     log = RecordingWarehouse.log
     assert log[0] == 'lock "etl_audit"."file_ledger"'
-    assert log[-1] == "COMMIT" and log.count("COMMIT") == 1
-    assert not any(re.match(r"\s*(truncate|alter|vacuum)", s, re.I) for s in log)
+    assert _ends_with_commit_then_housekeeping(log) and log.count("COMMIT") == 1
+    in_transaction = log[: log.index("COMMIT")]
+    assert not any(re.match(r"\s*(truncate|alter|vacuum)", s, re.I) for s in in_transaction)
     return log
 
 
@@ -437,7 +457,7 @@ def test_a_load_cancelled_for_serializability_is_retried_whole(
     result = _snapshot_load(redshift, bucket, s3_client)
     assert result.status == "published"
     log = RecordingWarehouse.log
-    assert log.count("COMMIT (cancelled)") == 1 and log[-1] == "COMMIT"
+    assert log.count("COMMIT (cancelled)") == 1 and _ends_with_commit_then_housekeeping(log)
     # the second attempt starts over: the ledger lock, the delete, the COPY, the ledger rows
     second = log.index("COMMIT (cancelled)") + 1
     assert log[second] == 'lock "etl_audit"."file_ledger"'
@@ -615,3 +635,42 @@ def test_records_of_a_pretty_printed_json_file_are_records_not_lines(redshift, b
         lambda text: [(3,)] if text == "select pg_last_copy_count()" else [],
     )
     assert [f.records for f in result.files] == [1, 2]  # the big one: the rest of the rows
+
+
+def test_statistics_and_deleted_space_are_refreshed_after_the_commit(redshift, bucket, s3_client):
+    """Issue 10 item 7: COPY runs with STATUPDATE OFF and a replace deletes every row."""
+    log = _publish_log(redshift, bucket, s3_client, Snapshot())
+    commit = log.index("COMMIT")
+    assert log[commit + 1 :] == [
+        "AUTOCOMMIT ON",
+        'analyze "flights"."flights" predicate columns',
+        'vacuum delete only "flights"."flights"',
+    ]
+    RecordingWarehouse.log.clear()
+    log = _publish_log(redshift, bucket, s3_client, Append(), "events")
+    assert log[log.index("COMMIT") + 1 :] == [
+        "AUTOCOMMIT ON",
+        'analyze "flights"."events" predicate columns',  # an append deletes nothing
+    ]
+
+
+def test_a_vacuum_that_fails_leaves_the_load_published(redshift, bucket, s3_client, caplog):
+    upload = _put(s3_client, bucket, "flights/uploads/flights.csv", b"h\n1\n")
+    busy = psycopg2.InternalError("VACUUM is already running on the cluster")
+    RecordingWarehouse.answers = staticmethod(
+        lambda text: (
+            busy
+            if text.startswith("vacuum")
+            else [(1,)]
+            if text == "select pg_last_copy_count()"
+            else [(None,)]
+            if text.startswith("select max(last_modified)")
+            else []
+        )
+    )
+    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
+    result = ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("flights", "flights", Snapshot()), [upload], Csv()
+    )
+    assert result.status == "published"
+    assert "VACUUM is already running" in caplog.text
