@@ -178,7 +178,7 @@ def test_a_production_install_loads_the_code_location_without_the_local_stack() 
         "ETL_WAREHOUSE_HOST": "cluster.example",
         "ETL_WAREHOUSE_PASSWORD": "x",
         "ETL_S3_BUCKET": "bucket",
-        "ETL_REDSHIFT_IAM_ROLE": "arn:aws:iam::1:role/r",
+        "ETL_REDSHIFT_IAM_ROLE": "arn:aws:iam::123456789012:role/r",
     }
     done = run([sys.executable, "-c", code], ROOT, env)
     assert int(done.stdout.strip().splitlines()[-1]) >= 12

@@ -15,6 +15,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.ledger import LEDGER
+from etl_assets.resources.warehouse import DEFAULT_ROLE
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -112,10 +113,16 @@ def redshift_copy(
         target=target,
         columns=column_list(file_format),
         manifest=sql.Literal(manifest_url),
-        role=sql.Literal(iam_role),
+        role=copy_role(iam_role),
         fmt=_redshift_format(file_format, bucket),
         region=sql.Literal(region),
     )
+
+
+def copy_role(iam_role: str) -> sql.Composable:
+    """`IAM_ROLE 'arn:...'`, or `IAM_ROLE default`: the role set as the cluster's (or
+    workgroup's namespace's) default (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-authorization.html)."""
+    return sql.SQL(DEFAULT_ROLE) if iam_role == DEFAULT_ROLE else sql.Literal(iam_role)
 
 
 def column_list(file_format: FileFormat) -> sql.Composable:

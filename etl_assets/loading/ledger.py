@@ -18,6 +18,7 @@ from etl_assets.loading.sql_files import DDL, read_sql, sql_folder
 
 LEDGER = sql.Identifier("etl_audit", "file_ledger")
 LEDGER_ROWS_PER_INSERT = 500
+ERROR_BYTES = 4096  # the error column's width: bytes on Redshift
 LOADED, REJECTED, SUPERSEDED = "loaded", "rejected", "superseded"
 
 
@@ -132,7 +133,7 @@ def record(
             e.status,
             e.records,
             e.rows_loaded,
-            (e.error or "")[:4096] or None,
+            fit_bytes(e.error, ERROR_BYTES),
             run_id,
             now,
         )
@@ -149,6 +150,17 @@ def record(
     # https://docs.aws.amazon.com/redshift/latest/dg/c_best-practices-multi-row-inserts.html
     # A page stays far below Redshift's 16 MB statement limit (error text is cut at 4 KB).
     execute_values(cur, statement, rows, page_size=LEDGER_ROWS_PER_INSERT)
+
+
+def fit_bytes(text: str | None, limit: int) -> str | None:
+    """`text` cut to at most `limit` bytes of UTF-8, never inside a character, marked '…'
+    where it was cut."""
+    if not text:
+        return None
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
 def naive_utc(moment: datetime | None) -> datetime | None:

@@ -23,6 +23,7 @@ from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
+from etl_assets.loading.tables import BYTE_CHECK
 
 CHUNK_BYTES = 1 << 18
 _COPY_LINE = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
@@ -177,4 +178,11 @@ def _copy_error(
     reason = (error.diag.message_primary or str(error)).strip()
     if error.diag.message_detail:
         reason = f"{reason}: {error.diag.message_detail.strip()}"
+    too_wide = BYTE_CHECK.match(error.diag.constraint_name or "")
+    if too_wide:  # see `widths_in_bytes`
+        column = too_wide.group(2)
+        reason = (
+            f"value longer than {too_wide.group(1)} bytes in UTF-8 (the warehouse's VARCHAR"
+            " and CHAR widths count bytes, not characters)"
+        )
     return LoadError(obj.key, line, reason, column)

@@ -3,6 +3,7 @@ its checks are generated from (key, not-null columns, references to other tables
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,52 @@ def _create(warehouse: WarehouseResource, tables: Sequence[TableSpec]) -> None:
         ledger.ensure_ledger(cur)
         for table in tables:
             cur.execute(table.create_statement(warehouse.dialect))
+        if not warehouse.is_redshift:
+            for schema, name in [(ledger.AUDIT_SCHEMA, "file_ledger")] + [
+                (t.schema, t.name) for t in tables
+            ]:
+                widths_in_bytes(cur, schema, name)
         conn.commit()
 
 
 def create_schema(cur: Cursor, schema: str) -> None:
     cur.execute(sql.SQL("create schema if not exists {}").format(checked_identifier(schema)))
+
+
+def widths_in_bytes(cur: Cursor, schema: str, table: str) -> None:
+    """PostgreSQL: make every VARCHAR(n) and CHAR(n) column of the table hold at most n bytes,
+    as on Redshift, where widths count bytes, not characters
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html): a value that fits
+    here would otherwise be refused in production. One CHECK per sized column, named
+    `bytes_<n>_<column>` (COPY's refusal names it), replaced when the column is widened;
+    NOT VALID: rows already published are not re-read."""
+    ref = table_ref(schema, table)
+    cur.execute(
+        "select attname, atttypmod - 4 from pg_attribute where attrelid = %s::regclass"
+        " and attnum > 0 and not attisdropped and atttypmod > 4"
+        " and atttypid in ('varchar'::regtype, 'bpchar'::regtype)",
+        (ref.as_string(cur),),
+    )
+    wanted = {byte_check_name(column, width): (column, width) for column, width in cur.fetchall()}
+    cur.execute(
+        "select conname from pg_constraint where conrelid = %s::regclass and contype = 'c'"
+        " and conname like 'bytes\\_%%'",
+        (ref.as_string(cur),),
+    )
+    present = {name for (name,) in cur.fetchall()}
+    for name in present - wanted.keys():
+        cur.execute(sql.SQL("alter table {} drop constraint {}").format(ref, sql.Identifier(name)))
+    for name in wanted.keys() - present:
+        column, width = wanted[name]
+        cur.execute(
+            sql.SQL(
+                "alter table {} add constraint {} check (octet_length({}::text) <= {}) not valid"
+            ).format(ref, sql.Identifier(name), sql.Identifier(column), sql.Literal(width))
+        )
+
+
+BYTE_CHECK = re.compile(r"^bytes_(\d+)_(\w+)$")
+
+
+def byte_check_name(column: str, width: int) -> str:
+    return f"bytes_{width}_{column}"[:63]

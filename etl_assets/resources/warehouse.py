@@ -8,6 +8,7 @@ domain is written once in the subset both understand.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +19,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 DIALECTS = ("postgres", "redshift")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+DEFAULT_ROLE = "default"  # COPY's `IAM_ROLE default`
 
 
 def uses_local_stack() -> bool:
@@ -34,7 +37,9 @@ class WarehouseResource(ConfigurableResource):
     database: str = "postgres"
     user: str = "postgres"
     password: str = Field(default="", description="Set from an EnvVar; never in a file")
-    iam_role: str = Field(default="", description="Redshift: IAM role ARN that COPY assumes")
+    iam_role: str = Field(
+        default="", description="Redshift: IAM role ARN that COPY assumes, or 'default'"
+    )
     region: str = Field(default="us-east-1", description="Redshift: region of the S3 bucket")
     connect_timeout_s: int = 10
     read_only: bool = Field(
@@ -44,6 +49,8 @@ class WarehouseResource(ConfigurableResource):
     def model_post_init(self, __context: Any) -> None:
         if self.dialect not in DIALECTS:
             raise ValueError(f"unknown warehouse dialect {self.dialect!r}; use one of {DIALECTS}")
+        if self.dialect == "redshift" and not self.read_only:
+            check_copy_role(self.iam_role)
 
     @property
     def is_redshift(self) -> bool:
@@ -77,3 +84,16 @@ class WarehouseResource(ConfigurableResource):
         with self.get_connection() as conn, conn.cursor() as cur:
             cur.execute(statement, params)
             return cur.fetchall()
+
+
+def check_copy_role(iam_role: str) -> None:
+    """Refuse, where the warehouse is configured, a role COPY could not use: the first load
+    would otherwise fail on the cluster."""
+    if iam_role == DEFAULT_ROLE or ROLE_ARN.match(iam_role):
+        return
+    what = "is empty" if not iam_role.strip() else f"is {iam_role!r}, not a role ARN"
+    raise ValueError(
+        f"ETL_REDSHIFT_IAM_ROLE {what}: set it to the ARN of the IAM role Redshift assumes to"
+        " read the bucket (arn:aws:iam::<account>:role/<name>), or to 'default' for the role"
+        " set as the cluster's or namespace's default"
+    )

@@ -1,14 +1,8 @@
-"""The Redshift dialect, asserted statement by statement (no Redshift is reachable here).
-
-The recording connection renders each statement with a real PostgreSQL connection's quoting
-(psycopg2's mogrify) and answers the few queries a load reads back; nothing is executed.
-"""
+"""The Redshift dialect, asserted statement by statement (no Redshift is reachable here;
+see `recording` for what the recording warehouse does and does not do)."""
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import ClassVar
 
 import psycopg2
 import pytest
@@ -24,127 +18,7 @@ from etl_assets.loading.loader import LoadTarget, ObjectLoader
 from etl_assets.loading.publish import Append, MergeByKey, ReplacePartition, Snapshot
 from etl_assets.loading.sources import list_objects
 from etl_assets.resources.warehouse import WarehouseResource
-
-ROLE = "arn:aws:iam::123456789012:role/etl-assets-copy"
-
-
-class RecordingCursor:
-    """Records each statement. A COPY reads its manifest and the objects it names from S3, as
-    Redshift would, and what it read answers SYS_LOAD_DETAIL (lines per file); `answers`
-    answers the rest (an exception it returns is raised)."""
-
-    def __init__(self, renderer, log: list[str], answers) -> None:
-        self.renderer, self.log, self.answers = renderer, log, answers
-        self.connection = renderer.connection  # its encoding renders multi-row inserts
-        self._rows: list[tuple] = []
-        self.rowcount = 0
-        self.description: list[tuple] | None = None
-
-    def execute(self, statement, params=None) -> None:
-        text = " ".join(self.renderer.mogrify(statement, params).decode().split())
-        self.log.append(text)
-        answer = self.answers(text)
-        if text.startswith("COPY "):
-            RecordingWarehouse.copies.append(_read_manifest(text))
-        if isinstance(answer, Exception):
-            raise answer
-        self._rows = answer
-        if not self._rows and text.startswith("select sum(case when"):
-            self._rows = [(0,)]  # a partition load's rows all inside the partition
-        if not self._rows and "from sys_load_detail" in text and RecordingWarehouse.copies:
-            self._rows = list(RecordingWarehouse.copies[-1]["lines"].items())
-        if re.match(r'select \* from [\w".]+ limit 0$', text):
-            self.description = [(c,) for c in RecordingWarehouse.columns]
-        self.rowcount = 5
-
-    def mogrify(self, statement, params=None) -> bytes:
-        return self.renderer.mogrify(statement, params)
-
-    def executemany(self, statement, rows) -> None:
-        for row in rows:
-            self.execute(statement, row)
-
-    def fetchall(self) -> list[tuple]:
-        return self._rows
-
-    def fetchone(self) -> tuple | None:
-        return self._rows[0] if self._rows else None
-
-    def copy_expert(self, *args, **kwargs) -> None:
-        raise AssertionError("Redshift pulls from S3; nothing is streamed through the client")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def _read_manifest(copy: str) -> dict:
-    """What a COPY from a manifest reads: the manifest, then every object it names."""
-    url = re.search(r"FROM '(s3://[^']+)'", copy).group(1)
-    bucket, key = url.removeprefix("s3://").split("/", 1)
-    s3 = RecordingWarehouse.s3
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    bodies = {}
-    for entry in manifest["entries"]:
-        b, k = entry["url"].removeprefix("s3://").split("/", 1)
-        bodies[entry["url"]] = s3.get_object(Bucket=b, Key=k)["Body"].read()
-    lines = {u: body.count(b"\n") + (not body.endswith(b"\n")) for u, body in bodies.items()}
-    return {"manifest": manifest, "bodies": bodies, "lines": lines}
-
-
-class RecordingWarehouse(WarehouseResource):
-    log: ClassVar[list[str]] = []
-    renderer_dsn: ClassVar[str] = ""
-    answers: ClassVar = staticmethod(lambda text: [])
-    commit_errors: ClassVar[list[Exception]] = []  # raised by the next commits, in order
-    copies: ClassVar[list[dict]] = []  # what each COPY read: manifest, bodies, lines per URL
-    columns: ClassVar[list[str]] = ["a", "b"]  # the staging relation's columns
-    s3: ClassVar = None
-
-    @contextmanager
-    def get_connection(self) -> Iterator:
-        real = psycopg2.connect(self.renderer_dsn)
-        renderer = real.cursor()
-        log = type(self).log
-
-        class Connection:
-            @property
-            def autocommit(self) -> bool:
-                return False
-
-            @autocommit.setter
-            def autocommit(self, on: bool) -> None:
-                log.append(f"AUTOCOMMIT {'ON' if on else 'OFF'}")
-
-            def cursor(self):
-                return RecordingCursor(renderer, log, RecordingWarehouse.answers)
-
-            def commit(self):
-                if RecordingWarehouse.commit_errors:
-                    log.append("COMMIT (cancelled)")
-                    raise RecordingWarehouse.commit_errors.pop(0)
-                log.append("COMMIT")
-
-            def rollback(self):
-                log.append("ROLLBACK")
-
-        try:
-            yield Connection()
-        finally:
-            real.close()
-
-
-@pytest.fixture
-def redshift(stack, s3_client) -> type[RecordingWarehouse]:
-    RecordingWarehouse.log = []
-    RecordingWarehouse.commit_errors = []
-    RecordingWarehouse.copies = []
-    RecordingWarehouse.columns = ["a", "b"]
-    RecordingWarehouse.s3 = s3_client
-    RecordingWarehouse.renderer_dsn = stack.dsn()
-    return RecordingWarehouse
+from etl_assets_tests.loading.recording import ROLE, RecordingWarehouse
 
 
 def _ends_with_commit_then_housekeeping(log: list[str]) -> bool:
@@ -674,3 +548,19 @@ def test_a_vacuum_that_fails_leaves_the_load_published(redshift, bucket, s3_clie
     )
     assert result.status == "published"
     assert "VACUUM is already running" in caplog.text
+
+
+def test_the_copy_role_is_an_arn_or_default_and_refused_at_start_otherwise(stack) -> None:
+    """Issue 10 item 10: an empty ETL_REDSHIFT_IAM_ROLE failed only at the first COPY."""
+    for role in ["", "  ", "redshift-copy", "arn:aws:iam::123:role/x"]:
+        with pytest.raises(ValueError, match="ETL_REDSHIFT_IAM_ROLE") as refused:
+            WarehouseResource(dialect="redshift", host="cluster.example", iam_role=role)
+        assert "arn:aws:iam::<account>:role/<name>" in str(refused.value)
+    WarehouseResource(dialect="postgres", host="localhost")  # no role needed
+    conn = psycopg2.connect(stack.dsn())
+    default = WarehouseResource(dialect="redshift", host="cluster.example", iam_role="default")
+    rendered = redshift_copy(
+        sql.Identifier("t"), "s3://b/m", Csv(), "b", default.iam_role, "us-east-1"
+    ).as_string(conn)
+    assert " IAM_ROLE default FORMAT AS CSV" in rendered
+    conn.close()

@@ -38,7 +38,7 @@ from etl_assets.loading.loader import (
     StepRejected,
 )
 from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
-from etl_assets.loading.tables import create_schema, ensure_tables
+from etl_assets.loading.tables import create_schema, ensure_tables, widths_in_bytes
 from etl_assets.resources.warehouse import WarehouseResource
 
 HEADER_BYTES = 1 << 16
@@ -181,6 +181,8 @@ def _declare(warehouse: WarehouseResource, item: Landed, contract: SchemaFile, r
             detail = "evolved: " + (
                 ", ".join(f"{c.kind} {c.column.name}" for c in changes) or "allowed operations"
             )
+        if not warehouse.is_redshift:
+            widths_in_bytes(cur, route.db, route.table)
         registry.register(cur, route, contract, source)
         _ledger(cur, source, route, ledger.LOADED, run_id)
         conn.commit()

@@ -1,0 +1,114 @@
+"""Rules every statement sent to Redshift must follow, checked on the recorded statements.
+
+A parse alone proves little (sqlglot's Redshift dialect also accepts PostgreSQL-only syntax),
+so each statement is parsed AND held to rules taken from the AWS Redshift Database Developer
+Guide:
+- unsupported PostgreSQL features and functions (advisory locks, ON CONFLICT, indexes, CHECK
+  constraints, system columns, VALUES as a table, ...):
+  https://docs.aws.amazon.com/redshift/latest/dg/c_unsupported-postgresql-features.html and
+  https://docs.aws.amazon.com/redshift/latest/dg/c_unsupported-postgresql-functions.html;
+- STL/STV/SVL tables are empty or absent on Redshift Serverless: SYS views only
+  (https://docs.aws.amazon.com/redshift/latest/dg/serverless_views-monitoring.html);
+- TRUNCATE commits on its own, VACUUM and ALTER COLUMN ... TYPE cannot run in a transaction
+  block (https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html, r_VACUUM_command.html,
+  r_ALTER_TABLE.html);
+- a late-binding view (WITH NO SCHEMA BINDING) must qualify every table with its schema
+  (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_VIEW.html);
+- DISTKEY only with DISTSTYLE KEY (https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_NEW.html);
+- COPY: the one shape the loader uses, with its clauses in order
+  (https://docs.aws.amazon.com/redshift/latest/dg/r_COPY.html).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import sqlglot
+from sqlglot import exp
+
+from etl_assets_tests.loading.recording import Sent
+
+UNSUPPORTED = {
+    r"\bpg_advisory_\w+": "advisory locks",
+    r"\bto_regclass\b|::\s*reg(class|type|proc)\b": "OID alias types",
+    r"\bon\s+conflict\b": "INSERT ... ON CONFLICT",
+    r"\bjsonb\b|::\s*json\b": "the json/jsonb types",
+    r"\b(xmin|xmax|cmin|cmax|ctid|tableoid)\b": "PostgreSQL system columns",
+    r"\bpg_current_xact_id\b|\btxid_current\b": "transaction ID functions",
+    r"\bgenerate_series\b": "generate_series (leader node only)",
+    r"\bcreate\s+(unique\s+)?index\b": "indexes",
+    r"\breturning\b": "RETURNING",
+    r"\bcheck\s*\(": "CHECK constraints",
+    r"\b(small|big)?serial\b|\bgenerated\s+(always|by\s+default)\b": "sequences",
+    r"\barray\s*\[": "array constructors",
+    r"\(\s*values\b": "VALUES lists used as constant tables",
+    r"\bdistinct\s+on\b": "DISTINCT ON",
+    r"\bfilter\s*\(\s*where\b": "aggregate FILTER",
+    r"\blateral\b": "LATERAL",
+    r"\bsavepoint\b": "SAVEPOINT",
+    r"::\s*text\b": "::text (TEXT is VARCHAR(256) on Redshift: values are cut)",
+    r"\b(stl|stv|svl)_\w+": "STL/STV/SVL tables (empty on Serverless; use SYS views)",
+}
+NOT_IN_TRANSACTION = re.compile(
+    r"^\s*(truncate\b|vacuum\b|alter\s+table\s+\S+\s+alter\s+column\s+\S+\s+type\b)", re.I
+)
+COPY_SHAPE = re.compile(
+    r'COPY "\w+"(\."\w+")?( \("\w+"(, "\w+")*\))? FROM \'s3://[^\']+\.manifest\''
+    r" IAM_ROLE ('arn:aws[a-z-]*:iam::\d{12}:role/[^']+'|default)"
+    r" FORMAT AS (JSON '(auto|auto ignorecase|s3://[^']+)'"
+    r"|CSV( IGNOREHEADER 1)? EMPTYASNULL BLANKSASNULL)"
+    r" REGION '[a-z0-9-]+' MANIFEST COMPUPDATE OFF STATUPDATE OFF"
+)
+# what sqlglot does not model and keeps as a plain command
+COMMANDS = re.compile(r"^\s*(lock|vacuum)\b", re.I)
+_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+def violations(sent: Iterable[Sent]) -> list[str]:
+    found = []
+    for statement in sent:
+        found += [f"{problem}: {statement.text[:160]}" for problem in check(statement)]
+    return found
+
+
+def check(statement: Sent) -> list[str]:
+    text = statement.text
+    if text in ("COMMIT", "ROLLBACK") or text.startswith("AUTOCOMMIT"):
+        return []
+    problems = _parse(text)
+    code = _STRING.sub("''", text)  # rules read the SQL, not the values it carries
+    problems += [
+        f"unsupported: {what}" for rule, what in UNSUPPORTED.items() if re.search(rule, code, re.I)
+    ]
+    if not statement.autocommit and NOT_IN_TRANSACTION.match(code):
+        problems.append("cannot run inside a transaction block")
+    if text.upper().startswith("COPY ") and not COPY_SHAPE.fullmatch(text):
+        problems.append("COPY clauses not in the expected form")
+    if re.match(r"^\s*create\s+(or\s+replace\s+)?view\b", code, re.I):
+        problems += _view_problems(text)
+    distkey = re.search(r"^\s*create\s+table\b.*\bdistkey\b", code, re.I | re.S)
+    if distkey and not re.search(r"\bdiststyle\s+key\b", code, re.I):
+        problems.append("DISTKEY without DISTSTYLE KEY")
+    return problems
+
+
+def _parse(text: str) -> list[str]:
+    try:
+        tree = sqlglot.parse_one(text, read="redshift")
+    except sqlglot.errors.ParseError as error:
+        return [f"does not parse as Redshift SQL ({str(error).splitlines()[0]})"]
+    if isinstance(tree, exp.Command) and not COMMANDS.match(text):
+        return ["not understood as Redshift SQL (parsed only as a raw command)"]
+    return []
+
+
+def _view_problems(text: str) -> list[str]:
+    if not re.search(r"with\s+no\s+schema\s+binding\s*$", text, re.I):
+        return ["a view without WITH NO SCHEMA BINDING breaks its tables' DDL"]
+    tree = sqlglot.parse_one(text, read="redshift")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    unqualified = sorted(
+        {t.name for t in tree.find_all(exp.Table) if not t.db and t.name not in ctes}
+    )
+    return [f"late-binding view reads unqualified {unqualified}"] if unqualified else []
