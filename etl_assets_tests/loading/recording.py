@@ -19,6 +19,7 @@ import psycopg2
 from etl_assets.resources.warehouse import WarehouseResource
 
 ROLE = "arn:aws:iam::123456789012:role/etl-assets-copy"
+_LINE_COMMENT = re.compile(r"--[^\n]*")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ class RecordingCursor:
         self.description: list[tuple] | None = None
 
     def execute(self, statement, params=None) -> None:
-        text = " ".join(self.renderer.mogrify(statement, params).decode().split())
+        rendered = self.renderer.mogrify(statement, params).decode()
+        # one line per statement; a comment line would otherwise swallow what follows it
+        text = " ".join(_LINE_COMMENT.sub("", rendered).split())
         self.log.append(text)
         RecordingWarehouse.sent.append(
             Sent(text, id(self._connection), self._connection.autocommit)
