@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DAGSTER_HOME ?= $(CURDIR)/.etl_assets/dagster_home
 
-.PHONY: install demo test dev bench lint up down clean
+.PHONY: install demo test test-redshift dev bench lint up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ demo: install          ## stack up, sample data, materialize everything, report
 
 test: install          ## the test suite against a real PostgreSQL and S3 (own stack)
 	$(BIN)/python -m pytest
+
+test-redshift: install  ## the warehouse suite on your Redshift cluster/workgroup and bucket
+	@if [ -z "$$ETL_TEST_REDSHIFT_HOST" ]; then \
+	  echo "test-redshift: skipped (set ETL_TEST_REDSHIFT_HOST, _USER, _PASSWORD, _IAM_ROLE, _BUCKET; see README)"; \
+	else \
+	  ETL_TEST_WAREHOUSE=redshift $(BIN)/python -m pytest -rs etl_assets_tests/on_warehouse; \
+	fi
 
 dev: install           ## the Dagster UI on the local stack
 	$(BIN)/etl-assets up

@@ -87,7 +87,10 @@ def reset_domain(warehouse: WarehouseResource, s3_client, bucket: str, domain: D
         for name in discovered:
             cur.execute(sql.SQL("drop table if exists {}").format(table_ref(*name.split("."))))
         cur.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(domain.name)))
-        cur.execute("select to_regclass('etl_audit.file_ledger') is not null")
+        cur.execute(  # information_schema: both dialects (Redshift has no to_regclass)
+            "select count(*) from information_schema.tables"
+            " where table_schema = 'etl_audit' and table_name = 'file_ledger'"
+        )
         if cur.fetchone()[0]:
             cur.execute(
                 "delete from etl_audit.file_ledger where target_table like %s"
@@ -265,8 +268,7 @@ def view_counts(warehouse: WarehouseResource, schema: str, views: list[str]) -> 
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         for view in views:
             ref = table_ref(schema, view)
-            cur.execute("select to_regclass(%s) is not null", (ref.as_string(cur),))
-            if cur.fetchone()[0]:
+            if relation_exists(cur, schema, view):
                 cur.execute(sql.SQL("select count(*) from {}").format(ref))
                 counts[f"{schema}.{view}"] = cur.fetchone()[0]
     return counts
@@ -282,11 +284,20 @@ def counts_of(warehouse: WarehouseResource, names) -> dict[str, int]:
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         for schema, table in names:
             ref = table_ref(schema, table)
-            cur.execute("select to_regclass(%s) is not null", (ref.as_string(cur),))
-            if cur.fetchone()[0]:
+            if relation_exists(cur, schema, table):
                 cur.execute(sql.SQL("select count(*) from {}").format(ref))
                 counts[f"{schema}.{table}"] = cur.fetchone()[0]
     return counts
+
+
+def relation_exists(cur, schema: str, name: str) -> bool:
+    """A table or view (late-binding ones included) by name, on both dialects."""
+    cur.execute(
+        "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s",
+        (schema, name),
+    )
+    return cur.fetchone()[0] > 0
 
 
 def format_report(report: Report) -> str:
