@@ -41,7 +41,11 @@ def serialize(cur: Cursor, dialect: str, name: str) -> None:
     and its LOCK takes ACCESS EXCLUSIVE, which would block readers of the target for the whole
     load; so the ledger, which every load writes and no reader of data reads, is locked
     instead: loads into Redshift publish one at a time (LOCK:
-    https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html).
+    https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html). It must be the transaction's
+    first statement: Redshift takes the transaction's snapshot at its first SELECT or DML, not
+    at LOCK, so a load that waited for the lock reads what the previous one committed, under
+    SNAPSHOT isolation (the default, also on Serverless) as under SERIALIZABLE
+    (https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html).
     """
     if dialect == "redshift":
         cur.execute(sql.SQL("lock {}").format(LEDGER))

@@ -7,6 +7,7 @@ that Redshift would accept a statement: the statement rules (`test_redshift_stat
 `make test-redshift` do.
 """
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from etl_assets.resources.warehouse import WarehouseResource
 
 ROLE = "arn:aws:iam::123456789012:role/etl-assets-copy"
 _LINE_COMMENT = re.compile(r"--[^\n]*")
+_CONNECTIONS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class RecordingCursor:
         text = " ".join(_LINE_COMMENT.sub("", rendered).split())
         self.log.append(text)
         RecordingWarehouse.sent.append(
-            Sent(text, id(self._connection), self._connection.autocommit)
+            Sent(text, self._connection.number, self._connection.autocommit)
         )
         answer = self.answers(text)
         if text.startswith("COPY "):
@@ -119,6 +121,7 @@ class RecordingWarehouse(WarehouseResource):
 
         class Connection:
             _autocommit = False
+            number = next(_CONNECTIONS)  # never reused, unlike id()
 
             @property
             def autocommit(self) -> bool:

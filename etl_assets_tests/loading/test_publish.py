@@ -128,3 +128,23 @@ def test_concurrent_first_runs_create_schemas_and_tables_once(warehouse, tmp_pat
             thread.join()
     assert errors == []
     assert warehouse.query("select count(*) from pg_namespace where nspname like 's_'") == [(6,)]
+
+
+@pytest.mark.parametrize("mode", [Replace(), ReplacePartition("d1", sql.SQL("day = 1"))])
+def test_a_publish_keeps_the_tables_grants_and_its_readers_views(
+    items, s3_client, bucket, mode
+) -> None:
+    """Issue 10 item 6: a renamed-in table had default privileges and broke schema-bound views
+    of other users; publishing by DELETE and INSERT keeps the table, so both stay."""
+    reader = f"reader_{bucket.replace('-', '_')}"
+    items.execute(f"create role {reader}")
+    items.execute(f"grant select on public.items to {reader}")
+    items.execute("create view public.items_report as select count(*) as n from public.items")
+    for version in ("a", "b"):
+        put(s3_client, bucket, "items/1.csv", [(1, 1, version), (2, 1, version)])
+        assert load(items, s3_client, bucket, mode).status == "published"
+    granted = items.query("select has_table_privilege(%s, 'public.items', 'select')", (reader,))
+    assert granted == [(True,)]
+    assert items.query("select n from public.items_report") == [(2,)]
+    items.execute(f"drop owned by {reader}")
+    items.execute(f"drop role {reader}")
