@@ -8,6 +8,8 @@ etl-assets demo [--data DIR] [--json]      load data, materialize every asset, r
 etl-assets files --table DB.TABLE [--since ISO] [--json]   what happened to each landed file
 etl-assets api [--port N]                  the same history over read-only HTTP
 etl-assets replay s3://BUCKET/KEY [--force]   apply one file version again
+etl-assets cloud plan|up|status|down [--name N] [--serverless] [--allow-cidr CIDR] ...
+                                           the AWS resources: bucket, queues, role, Redshift
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from etl_assets import domains
+from etl_assets.cloud import cli as cloud_cli
 from etl_assets.local import stack
 
 
@@ -48,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     replay = commands.add_parser("replay", help="apply one landed file version again")
     replay.add_argument("url", help="s3://<bucket>/<key>")
     replay.add_argument("--force", action="store_true", help="even if it is already loaded")
+    cloud_cli.add_to(commands)
     args = parser.parse_args(argv)
+    if args.command == "cloud":
+        return cloud_cli.run(args, domains.upload_prefixes())
     return COMMANDS[args.command](args)
 
 

@@ -17,12 +17,14 @@ from etl_assets import domains
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "etl_assets"
-# what each layer may not import (defs -> lib -> loading -> resources; local beside them)
+# what each layer may not import (defs -> lib -> loading -> resources; local and cloud
+# beside them)
 FORBIDDEN = {
     "resources": ["loading", "lib", "defs", "local", "domains", "demo", "cli"],
     "loading": ["lib", "defs", "local", "domains", "demo", "cli"],
     "lib": ["defs", "local", "domains", "demo", "cli"],
     "local": ["lib", "defs", "domains", "demo", "cli"],
+    "cloud": ["lib", "defs", "local", "domains", "demo", "cli"],
 }
 
 

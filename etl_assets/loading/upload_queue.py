@@ -30,18 +30,24 @@ def ensure_upload_queues(
         domain: sqs_client.create_queue(QueueName=f"{name_prefix}-{domain}-uploads")["QueueUrl"]
         for domain in sorted(prefixes)
     }
-    configurations = [
+    configurations = queue_notifications(sqs_client, urls, prefixes)
+    s3_client.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}
+    )
+    return urls
+
+
+def queue_notifications(sqs_client, urls: dict[str, str], prefixes: dict[str, str]) -> list[dict]:
+    """The bucket's QueueConfigurations: ObjectCreated under each domain's prefix -> its queue."""
+    return [
         {
+            "Id": f"etl-assets-{domain}",
             "QueueArn": _arn(sqs_client, urls[domain]),
             "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefixes[domain]}]}},
         }
         for domain in sorted(prefixes)
     ]
-    s3_client.put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}
-    )
-    return urls
 
 
 def ensure_upload_queue(s3_client, sqs_client, bucket: str, prefix: str, name: str) -> str:

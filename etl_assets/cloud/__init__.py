@@ -1,0 +1,1 @@
+"""`etl-assets cloud`: create, inspect and delete the AWS resources the code location runs on."""
