@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DAGSTER_HOME ?= $(CURDIR)/.etl_assets/dagster_home
 
-.PHONY: install demo test test-redshift dev bench lint up down clean
+.PHONY: install demo test test-redshift dev dev-prod bench lint up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ dev: install           ## the Dagster UI on the local stack
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp etl_assets/local/dagster.yaml $(DAGSTER_HOME)/
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
+
+dev-prod: install      ## the UI + daemon on the production instance (PostgreSQL storage, run queue)
+	$(BIN)/etl-assets dev-prod
 
 bench: install         ## load speed and memory, ratios against a baseline in the same run
 	$(BIN)/python -m etl_assets_tests.bench

@@ -8,6 +8,7 @@ etl-assets demo [--data DIR] [--json]      load data, materialize every asset, r
 etl-assets files --table DB.TABLE [--since ISO] [--json]   what happened to each landed file
 etl-assets api [--port N]                  the same history over read-only HTTP
 etl-assets replay s3://BUCKET/KEY [--force]   apply one file version again
+etl-assets dev-prod                        the UI + daemon on the production instance config
 etl-assets cloud plan|up|status|down [--name N] [--serverless] [--allow-cidr CIDR] ...
                                            the AWS resources: bucket, queues, role, Redshift
 """
@@ -51,11 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     replay = commands.add_parser("replay", help="apply one landed file version again")
     replay.add_argument("url", help="s3://<bucket>/<key>")
     replay.add_argument("--force", action="store_true", help="even if it is already loaded")
+    commands.add_parser(
+        "dev-prod", help="the Dagster UI and daemon on the production instance, locally"
+    )
     cloud_cli.add_to(commands)
     args = parser.parse_args(argv)
     if args.command == "cloud":
         return cloud_cli.run(args, domains.upload_prefixes())
     return COMMANDS[args.command](args)
+
+
+def _dev_prod(args: argparse.Namespace) -> int:
+    from etl_assets.local.prod_instance import run_dagster_dev
+
+    info = stack.up(upload_prefixes=domains.upload_prefixes())
+    run_dagster_dev(stack.state_dir() / "dagster_prod", info)
+    return 0
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -186,6 +198,7 @@ COMMANDS = {
     "files": _files,
     "api": _api,
     "replay": _replay,
+    "dev-prod": _dev_prod,
 }
 
 if __name__ == "__main__":
