@@ -118,7 +118,10 @@ class Cluster(Part):
 
     def delete(self, aws: Aws, keep_snapshot: bool) -> str:
         options = (
-            {"FinalClusterSnapshotIdentifier": snapshot_name(self.name)}
+            {
+                "FinalClusterSnapshotIdentifier": snapshot_name(self.name),
+                "SkipFinalClusterSnapshot": False,
+            }
             if keep_snapshot
             else {"SkipFinalClusterSnapshot": True}
         )

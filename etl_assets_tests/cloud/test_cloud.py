@@ -219,3 +219,25 @@ def test_a_down_interrupted_half_way_is_finished_by_the_next(aws, capsys, monkey
     code, printed = cloud(capsys, "down", "--name", aws, "--yes", "--delete-bucket")
     assert code == 0, printed
     assert tagged(aws) == {}
+
+
+def test_down_can_keep_a_final_snapshot(aws, capsys) -> None:
+    assert cloud(capsys, "up", "--name", aws, "--allow-cidr", CIDR)[0] == 0
+    code, printed = cloud(capsys, "down", "--name", aws, "--yes", "--keep-snapshot")
+    assert code == 0 and f"final snapshot {aws}-final-" in printed
+    snapshots = client("redshift").describe_cluster_snapshots()
+    assert any(s["SnapshotIdentifier"].startswith(f"{aws}-final-") for s in snapshots["Snapshots"])
+    password_file = Path(os.environ["ETL_ASSETS_HOME"]) / "cloud" / f"{aws}.password"
+    assert password_file.exists()  # the snapshot restores with this password
+    assert set(tagged(aws)) == {"bucket"}  # kept without --delete-bucket
+
+
+def test_down_asks_for_the_stack_name(aws, capsys, monkeypatch) -> None:
+    assert cloud(capsys, "up", "--name", aws, "--allow-cidr", CIDR)[0] == 0
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    code, printed = cloud(capsys, "down", "--name", aws)
+    assert code == 1 and "Not confirmed: nothing deleted." in printed
+    assert "clusters" in tagged(aws)
+    monkeypatch.setattr("builtins.input", lambda prompt: aws)
+    assert cloud(capsys, "down", "--name", aws, "--delete-bucket")[0] == 0
+    assert tagged(aws) == {}
