@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import ClientError
 
 from etl_assets.cloud.aws import Aws, error_code
-from etl_assets.cloud.settings import PORT, TAG_KEY, CloudSettings
+from etl_assets.cloud.settings import PORT, TAG_KEY, CloudRefusal, CloudSettings
 from etl_assets.loading.upload_queue import queue_notifications
 
 ABSENT, OURS, FOREIGN = "absent", "ours", "foreign"
@@ -36,7 +36,6 @@ class Outputs:
     role_arn: str = ""
     security_group: str = ""
     host: str = ""
-    password_written: bool = False
 
 
 class Part:
@@ -318,8 +317,6 @@ class SecurityGroup(Part):
     def _vpc(self, aws: Aws) -> str:
         vpcs = aws.client("ec2").describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
         if not vpcs["Vpcs"]:
-            from etl_assets.cloud.settings import CloudRefusal
-
             raise CloudRefusal(f"no default VPC in {self.settings.region}: create one first")
         return vpcs["Vpcs"][0]["VpcId"]
 

@@ -69,7 +69,6 @@ class Cluster(Part):
     def create(self, aws: Aws, out: Outputs) -> None:
         password = new_password()
         write_password(self.settings.password_file, password)
-        out.password_written = True
         nodes = self.settings.nodes
         aws.client("redshift").create_cluster(
             ClusterIdentifier=self.name,
@@ -185,7 +184,6 @@ class Namespace(Part):
     def create(self, aws: Aws, out: Outputs) -> None:
         password = new_password()
         write_password(self.settings.password_file, password)
-        out.password_written = True
         _serverless(
             aws,
             "create_namespace",
