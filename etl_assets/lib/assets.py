@@ -88,15 +88,18 @@ def table_from_s3(
         except LoadError as error:  # e.g. its JSONPaths file: every file it would read says so
             for obj in selection.objects:
                 loader.record_refusal(target, obj, f"{obj.key}: not loaded: {error}")
-            raise
-        result = loader.load(
-            target,
-            selection.objects,
-            resolved,
-            check_fn,
-            superseded=selection.superseded,
-            converter=converter,
-        )
+            raise refusal(error, table) from error
+        try:
+            result = loader.load(
+                target,
+                selection.objects,
+                resolved,
+                check_fn,
+                superseded=selection.superseded,
+                converter=converter,
+            )
+        except LoadError as error:
+            raise refusal(error, table) from error
         if result.status == "superseded":
             context.log.warning(_superseded_text(selection, table))
             result.checks = _kept_published(checks, warehouse, table)
@@ -142,6 +145,23 @@ def table_from_s3(
         yield from load(context, warehouse, s3, None)
 
     return decorate(_load)
+
+
+def refusal(error: LoadError, table: TableSpec) -> Failure:
+    """A refused file as the run page shows it: one sentence (key, place, reason), the same
+    facts as metadata, and what it means for the table."""
+    return Failure(
+        description=f"{error}\nNothing was published: {table.qualified} keeps the rows it had;"
+        " the ledger records the file as rejected.",
+        metadata={
+            "key": error.key,
+            "line": error.line if error.line is not None else "",
+            "column": error.column or "",
+            "reason": error.reason,
+            "table": table.qualified,
+        },
+        allow_retries=False,
+    )
 
 
 def table_from_select(

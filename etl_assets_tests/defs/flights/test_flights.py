@@ -118,6 +118,16 @@ def test_bad_files_fail_naming_key_line_and_keep_the_snapshot(
     assert where in message and reason in message, message
     if line == 4:
         assert "column departure_delay" in message
+    # the run page shows one sentence, not a driver error's stack (issue 12 item 3)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.event_specific_data.error
+    assert error.cls_name == "Failure"
+    first_line = error.message.splitlines()[0]
+    assert first_line.startswith(f"dagster._core.definitions.events.Failure: {where}")
+    assert "Nothing was published: flights.flights keeps the rows it had" in error.message
+    facts = failure.event_specific_data.user_failure_data.metadata
+    assert facts["key"].value == key and facts["table"].value == "flights.flights"
+    assert reason in facts["reason"].value and (facts["line"].value == (line or ""))
     assert published(warehouse) == 40
     ledger = warehouse.query(
         "select status, error from etl_audit.file_ledger where object_key = %s", (key,)
