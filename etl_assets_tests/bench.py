@@ -49,7 +49,10 @@ from etl_assets.loading.tables import ensure_tables
 from etl_assets.local import stack as local_stack
 from etl_assets.resources.warehouse import WarehouseResource
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(
+    os.environ.get("ETL_SHARED_DATASETS")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
 BUCKET = "etl-assets-bench"
 TARGET = LoadTarget("sparkify", "staging_events")
 

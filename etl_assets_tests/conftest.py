@@ -20,7 +20,12 @@ from etl_assets.local.stack import StackInfo
 from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# the real sample data, read in place (never copied): ETL_SHARED_DATASETS, else the shared
+# folder beside the clone
+SHARED_DATASETS = Path(
+    os.environ.get("ETL_SHARED_DATASETS")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +91,7 @@ def s3_client(stack: StackInfo):
 @pytest.fixture
 def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
-        pytest.skip("../shared/datasets is not beside this clone")
+        pytest.skip(f"real data not found at {SHARED_DATASETS} (set ETL_SHARED_DATASETS)")
     return SHARED_DATASETS
 
 
