@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-DAGSTER_HOME ?= $(CURDIR)/.etl_assets/dagster_home
+# the one local Dagster instance the demo, the CLI and `make dev` share (etl_assets/local/instance.py)
+DAGSTER_HOME ?= $(or $(ETL_ASSETS_HOME),$(CURDIR)/.etl_assets)/dagster_home
 
 .PHONY: install demo test test-redshift dev dev-prod bench lint up down clean
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from etl_assets.local.stack import state_dir
+
 INSTANCE_CONFIG = Path(__file__).with_name("dagster.yaml")
 
 
@@ -19,11 +21,14 @@ def seed_dagster_home(home: Path) -> None:
         shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
 
 
+def dagster_home() -> Path:
+    """DAGSTER_HOME, else `<ETL_ASSETS_HOME or .etl_assets>/dagster_home`: the one instance the
+    demo, the CLI and `make dev` share, so the UI shows what the demo ran."""
+    return Path(os.environ.get("DAGSTER_HOME") or state_dir() / "dagster_home").resolve()
+
+
 def local_instance() -> DagsterInstance:
-    """The persistent instance when DAGSTER_HOME is set (the UI then shows these runs), else a
-    throwaway one."""
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        return DagsterInstance.ephemeral()
-    seed_dagster_home(Path(home))
-    return DagsterInstance.get()
+    """The shared local instance (see `dagster_home`), its dagster.yaml seeded."""
+    home = dagster_home()
+    seed_dagster_home(home)
+    return DagsterInstance.from_config(str(home))

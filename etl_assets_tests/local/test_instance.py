@@ -30,3 +30,15 @@ def test_a_dagster_home_with_its_own_configuration_keeps_it(tmp_path: Path) -> N
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
     seed_dagster_home(tmp_path)
     assert (tmp_path / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+
+
+def test_without_dagster_home_the_demo_and_cli_share_one_instance(tmp_path, monkeypatch) -> None:
+    """Issue 12 item 1: the demo used a throwaway instance unless DAGSTER_HOME was set."""
+    from etl_assets.local.instance import local_instance
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("ETL_ASSETS_HOME", str(tmp_path))
+    with local_instance() as first, local_instance() as second:
+        assert not first.is_ephemeral
+        assert first.root_directory == second.root_directory == str(tmp_path / "dagster_home")
+    assert "enabled: false" in (tmp_path / "dagster_home" / "dagster.yaml").read_text()
