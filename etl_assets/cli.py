@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
+
+import dagster
 
 from etl_assets import domains
 from etl_assets.cloud import cli as cloud_cli
@@ -26,6 +29,7 @@ from etl_assets.local import stack
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quiet_warnings()
     parser = argparse.ArgumentParser(
         prog="etl-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -60,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cloud":
         return cloud_cli.run(args, domains.upload_prefixes())
     return COMMANDS[args.command](args)
+
+
+def _quiet_warnings() -> None:
+    """What a user cannot act on: Dagster's beta/preview notices, and platformdirs' note that
+    XDG_RUNTIME_DIR is unset (it falls back to /tmp by itself)."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR is not set.*")
+    warnings.filterwarnings("ignore", category=Warning, module=r"dagster(\.|$)")
+    for name in ("BetaWarning", "PreviewWarning", "SupersessionWarning"):
+        category = getattr(dagster, name, None)
+        if isinstance(category, type) and issubclass(category, Warning):
+            warnings.filterwarnings("ignore", category=category)
 
 
 def _dev_prod(args: argparse.Namespace) -> int:
@@ -123,7 +138,8 @@ def _demo(args: argparse.Namespace) -> int:
     if args.data is not None and not args.data.is_dir():
         print(f"--data {args.data}: not a folder", file=sys.stderr)
         return 2
-    report = run_demo(args.data)
+    progress = None if args.json else lambda line: print(line, file=sys.stderr, flush=True)
+    report = run_demo(args.data, say=progress)
     if args.json:
         print(json.dumps(report.as_json()))
     else:

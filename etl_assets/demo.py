@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,9 @@ from etl_assets.local.resources import bucket_for, warehouse_for
 from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource
 
+# Dagster's own console log is silenced in the demo: its events go to `Report.log_path`
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
 
 @dataclass
 class Report:
@@ -34,6 +39,18 @@ class Report:
     refused: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
     dagster_overhead_s: float = 0.0
+    say: Callable[[str], None] | None = None  # one progress line per asset as it finishes
+    log_path: Path | None = None  # every Dagster event of the demo's runs
+
+    def progress(self, result) -> None:
+        """The run's assets, one line each (rows, seconds, checks); its events to the log."""
+        if self.log_path is not None:
+            with self.log_path.open("a") as log:
+                log.writelines(_log_line(e, result.run_id) + "\n" for e in result.all_events)
+        if self.say is None:
+            return
+        for line in asset_lines(result):
+            self.say(line)
 
     @property
     def failed_errors(self) -> list[dict]:
@@ -50,12 +67,15 @@ class Report:
         }
 
 
-def run_demo(data_dir: Path | None) -> Report:
+def run_demo(data_dir: Path | None, say: Callable[[str], None] | None = None) -> Report:
+    """`say`: where the per-asset progress lines go (None: nowhere)."""
     started = time.perf_counter()
     found = domains.discover()
     stack = local_stack.up(upload_prefixes=domains.upload_prefixes())
     warehouse, bucket = warehouse_for(stack), bucket_for(stack)
-    report = Report()
+    log_path = local_stack.state_dir() / "demo-dagster.log"
+    log_path.write_text("")
+    report = Report(say=say, log_path=log_path)
     since = datetime.now(UTC).replace(tzinfo=None)
     with tempfile.TemporaryDirectory(prefix="etl-assets-sample-") as generated:
         if data_dir is None:
@@ -69,6 +89,8 @@ def run_demo(data_dir: Path | None) -> Report:
                 report.skipped.append(domain.name)
                 continue
             reset_domain(warehouse, bucket.get_client(), bucket.bucket, domain)
+            if say is not None:
+                say(f"{domain.name}:")
             run_domain(report, domain, warehouse, bucket, folder)
             report.refused += refused_since(warehouse, domain.name, since)
     report.elapsed_s = time.perf_counter() - started
@@ -166,6 +188,7 @@ def _materialize_group(defs, domain: Domain, resources: dict, instance, keys: li
         resources=resources,
         instance=instance,
         tags=domain.run_tags(keys),
+        run_config=QUIET,
         raise_on_error=False,
     )
     return result, time.perf_counter() - started
@@ -202,7 +225,7 @@ def execute_requests(defs, sensor_def, tick, resources: dict, instance) -> list:
             resources=resources,
             instance=instance,
             partition_key=request.partition_key,
-            run_config=request.run_config,
+            run_config={**QUIET, **(request.run_config or {})},
             tags=request.tags,
             raise_on_error=False,
         )
@@ -211,6 +234,7 @@ def execute_requests(defs, sensor_def, tick, resources: dict, instance) -> list:
 
 
 def _account(report: Report, result, wall: float) -> None:
+    report.progress(result)
     step_time = sum(
         e.event_specific_data.duration_ms / 1000
         for e in result.all_events
@@ -253,12 +277,58 @@ def _only_refusals(event) -> bool:
     return failure is not None and "refused" in (failure.metadata or {})
 
 
+def asset_lines(result) -> list[str]:
+    """`  ok    flights/flights      300 rows   0.4 s   checks 5/5` per step of the run."""
+    rows: dict[str, int] = {}
+    materialized: set[str] = set()
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialized.add(event.step_key)
+            count = event.event_specific_data.materialization.metadata.get("dagster/row_count")
+            if count is not None and count.value is not None:
+                rows[event.step_key] = count.value
+    checks: dict[str, list[bool]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        checks.setdefault(evaluation.asset_key.to_user_string(), []).append(evaluation.passed)
+    partition = result.dagster_run.tags.get("dagster/partition")
+    lines = []
+    for event in result.all_events:
+        failed = event.event_type_value == "STEP_FAILURE"
+        if not failed and (
+            event.event_type_value != "STEP_SUCCESS" or event.step_key not in materialized
+        ):
+            continue  # a step of checks only: counted with its asset
+        asset = (event.step_key or "").replace("__", "/")
+        passed = checks.get(asset, [])
+        counts = f"checks {sum(passed)}/{len(passed)}" if passed else ""
+        if partition:
+            asset = f"{asset} [{partition}]"
+        if failed:
+            label = "refused" if _only_refusals(event) else "FAIL"
+            text = _failure_text(event.event_specific_data.error)
+            lines.append(f"  {label:<5} {asset:<30} {text}")
+            continue
+        seconds = event.event_specific_data.duration_ms / 1000
+        shown = (
+            f"{rows[event.step_key]:>10,} rows" if event.step_key in rows else "(view)".rjust(15)
+        )
+        lines.append(f"  ok    {asset:<30} {shown} {seconds:6.1f} s   {counts}".rstrip())
+    return lines
+
+
+def _log_line(event, run_id: str) -> str:
+    text = f"{run_id[:8]} {event.step_key or '-'} {event.event_type_value} {event.message}"
+    error = getattr(event.event_specific_data, "error", None)
+    return f"{text}\n{error.to_string()}" if error is not None else text
+
+
 def _failure_text(error) -> str:
     """The refusal itself (LoadError, Failure), not the driver error underneath it."""
     top = error
     while error is not None:
         if error.cls_name in ("LoadError", "Failure", "FileNotFoundError", "RuntimeError"):
-            return error.message.strip().splitlines()[0].removeprefix(error.cls_name + ": ")
+            first = error.message.strip().splitlines()[0]
+            return re.sub(rf"^[\w.]*\b{error.cls_name}: ", "", first)
         error = error.cause
     return top.message.strip().splitlines()[0][:1000] if top else "step failed"
 
@@ -319,4 +389,6 @@ def format_report(report: Report) -> str:
         f"{verdict}: {len(report.checks)} checks, {len(report.failed_errors)} ERROR "
         f"failures, {report.elapsed_s:.1f} s",
     ]
+    if report.log_path is not None:
+        lines.append(f"Dagster's own log of these runs: {report.log_path}")
     return "\n".join(lines)

@@ -134,3 +134,22 @@ def test_upload_puts_a_file_with_spaces_under_the_upload_prefix(home: Path, tmp_
     assert key in done.stdout
     body = local_stack.s3_client(info).get_object(Bucket=info.bucket, Key=key)["Body"].read()
     assert body == b"YEAR\n2015\n"
+
+
+def test_the_demo_prints_one_line_per_asset_and_keeps_dagsters_log_in_a_file(home: Path) -> None:
+    """Issue 12 item 2: no Dagster DEBUG lines or warnings on the terminal."""
+    done = etl_assets(home, "demo")
+    assert done.returncode == 0, done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    assert "DEBUG" not in terminal and "Warning" not in terminal, terminal[:3000]
+    progress = done.stderr.splitlines()
+    assert "flights:" in progress
+    flights = next(line for line in progress if line.startswith("  ok    flights/flights "))
+    assert " rows " in flights and " s   checks " in flights
+    refused = [
+        line for line in progress if line.startswith("  refused landing/tables [dev.events]")
+    ]
+    assert refused and "action truncate is not allowed" in refused[0]
+    log = home / "demo-dagster.log"
+    assert f"Dagster's own log of these runs: {log}" in done.stdout
+    assert "STEP_SUCCESS" in log.read_text() and "Stack Trace" not in terminal
