@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import dagster
+import psycopg2
 
 from etl_assets import domains
 from etl_assets.cloud import cli as cloud_cli
@@ -129,7 +130,37 @@ def _upload(args: argparse.Namespace) -> int:
     client.upload_file(str(args.file), info.bucket, key)
     etag = client.head_object(Bucket=info.bucket, Key=key)["ETag"].strip('"')
     print(f"s3://{info.bucket}/{key}  ETag {etag}")
+    print(_what_happens_next(info, args.domain, key, f'"{etag}"'))
     return 0
+
+
+def _what_happens_next(info, domain: str, key: str, etag: str) -> str:
+    """What the upload will cause: nothing new if this exact version is loaded already, else
+    a run of the domain's job once its sensor ticks (while `make dev` runs)."""
+    from etl_assets.lib.sensors import sensor_interval_s
+    from etl_assets.local.resources import warehouse_for
+
+    try:
+        loaded = warehouse_for(info).query(
+            "select run_id, target_table from etl_audit.file_ledger where bucket = %s"
+            " and object_key = %s and etag in (%s, %s) and status = 'loaded'"
+            " order by recorded_at desc limit 1",
+            (info.bucket, key, etag, etag.strip('"')),
+        )
+    except psycopg2.Error:  # no ledger yet: nothing was ever loaded
+        loaded = []
+    if loaded:
+        run_id, table = loaded[0]
+        return (
+            f"This exact version is already loaded into {table} (run {run_id}); a new run"
+            " will find it up to date."
+        )
+    interval = sensor_interval_s(domains.upload_prefixes()[domain])
+    return (
+        f"A run of {domain}_uploads will start within ~{2 * interval + 2} s while `make dev`"
+        " runs (its sensor ticks every"
+        f" {interval} s): http://127.0.0.1:3000/runs"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from etl_assets.defs.sparkify.sample_data import write_sparkify
+from etl_assets.loading.tables import ensure_tables
 from etl_assets.local import stack as local_stack
+from etl_assets.local.resources import warehouse_for
 
 DEMO_TABLES = (
     {
@@ -153,3 +155,26 @@ def test_the_demo_prints_one_line_per_asset_and_keeps_dagsters_log_in_a_file(hom
     log = home / "demo-dagster.log"
     assert f"Dagster's own log of these runs: {log}" in done.stdout
     assert "STEP_SUCCESS" in log.read_text() and "Stack Trace" not in terminal
+
+
+def test_upload_says_what_will_happen(home: Path, tmp_path: Path) -> None:
+    """Issue 12 item 4: a new version starts a run of the domain's job; a version the ledger
+    has loaded already is named with its run."""
+    info = local_stack.up(home)
+    data = tmp_path / "airports.csv"
+    data.write_text("IATA_CODE,AIRPORT\nXXX,Nowhere\n")
+    done = etl_assets(home, "upload", "--domain", "flights", str(data))
+    assert done.returncode == 0, done.stderr
+    assert "A run of flights_uploads will start within ~12 s" in done.stdout
+    key = "flights/uploads/airports.csv"
+    etag = local_stack.s3_client(info).head_object(Bucket=info.bucket, Key=key)["ETag"]
+    warehouse = warehouse_for(info)
+    ensure_tables(warehouse, [])
+    warehouse.execute(
+        "insert into etl_audit.file_ledger (load_id, bucket, object_key, etag, target_table,"
+        " status, run_id, recorded_at) values ('l1', %s, %s, %s, 'flights.flights', 'loaded',"
+        " 'run-42', now())",
+        (info.bucket, key, etag.strip('"')),
+    )
+    again = etl_assets(home, "upload", "--domain", "flights", str(data))
+    assert "already loaded into flights.flights (run run-42)" in again.stdout, again.stdout

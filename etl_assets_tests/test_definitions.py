@@ -64,3 +64,13 @@ def test_lineage_runs_staging_to_facts_and_dimensions() -> None:
     assert parents == {"staging_events", "staging_songs"}
     time_parents = graph.get(AssetKey(["sparkify", "time"])).parent_keys
     assert {k.path[-1] for k in time_parents} == {"songplays"}
+
+
+def test_sensor_runs_belong_to_a_named_job_per_domain() -> None:
+    """Issue 12 item 4: the Runs list showed no target for an anonymous selection."""
+    jobs = {job.name: job for job in defs.resolve_all_job_defs()}
+    for sensor_def in defs.sensors:
+        domain = sensor_def.name.removesuffix("_upload_sensor")
+        assert sensor_def.job_name == f"{domain}_uploads"
+        keys = jobs[f"{domain}_uploads"].asset_layer.executable_asset_keys
+        assert keys and all(k.path[0] == domain for k in keys), keys

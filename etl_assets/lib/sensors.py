@@ -19,6 +19,7 @@ from typing import Literal
 
 from dagster import (
     AssetsDefinition,
+    AssetSelection,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
     RunRequest,
@@ -26,7 +27,11 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    define_asset_job,
     sensor,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
 )
 from dagster_aws.s3.sensor import get_objects
 
@@ -178,6 +183,17 @@ def _same_instant(a: datetime, b: datetime) -> bool:
     return a == b
 
 
+def uploads_job(assets: Sequence[AssetsDefinition]) -> UnresolvedAssetJobDefinition:
+    """The job a sensor's runs belong to, named after the domain (`flights_uploads`), so the
+    Runs list shows a target instead of an anonymous selection."""
+    group = next(iter(assets[0].group_names_by_key.values()))
+    return define_asset_job(
+        f"{group}_uploads",
+        selection=AssetSelection.assets(*assets),
+        description=f"Loads what lands under the {group} upload prefix (started by its sensor).",
+    )
+
+
 def upload_sensor(
     target: AssetsDefinition | Sequence[AssetsDefinition],
     prefix: str,
@@ -201,7 +217,7 @@ def upload_sensor(
 
     @sensor(
         name=sensor_name,
-        target=[*loaders, *then],
+        job=uploads_job([*loaders, *then]),
         minimum_interval_seconds=sensor_interval_s(prefix),
         default_status=DefaultSensorStatus.RUNNING,
         description=description,
@@ -279,7 +295,7 @@ def routed_upload_sensor(
 
     @sensor(
         name=name or f"{op_name}_upload_sensor",
-        target=[target],
+        job=uploads_job([target]),
         minimum_interval_seconds=sensor_interval_s(prefix),
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Routes every new object version under {prefix} to its partition of "
