@@ -198,3 +198,15 @@ def test_without_a_delivered_jsonpaths_file_the_shipped_one_is_used(
     assert counts(warehouse)["staging_events"] == sample["staging_events"]
     shipped = s3_client.get_object(Bucket=bucket, Key="_etl_assets/sparkify/log_json_path.json")
     assert json.loads(shipped["Body"].read())["jsonpaths"][0] == "$['artist']"
+
+
+def test_the_event_days_are_the_configured_window() -> None:
+    """Issue 12 item 5: an open range showed 2,943 daily partitions for one month of logs."""
+    from etl_assets.defs.sparkify.assets import EVENT_DAYS, event_days_window
+
+    keys = EVENT_DAYS.get_partition_keys()
+    assert (len(keys), keys[0], keys[-1]) == (30, "2018-11-01", "2018-11-30")
+    open_ended = event_days_window("2018-11-01..").get_partition_keys()
+    assert len(open_ended) > 365 and open_ended[-1] > "2026"
+    with pytest.raises(ValueError, match="FIRST..END"):
+        event_days_window("2018-11-01")
