@@ -364,6 +364,12 @@ def test_a_reupload_of_an_earlier_snapshot_is_published_again(
         )
         assert [r.success for r in results] == [True]
         assert published(warehouse) == rows
+        # the views are materialized in the same run, their checks on the new snapshot: the
+        # graph shows them current, not "unsynced" (issue 12 item 5)
+        materialized = {e.asset_key.path[-1] for e in results[0].get_asset_materialization_events()}
+        assert {"flights", "flights_reporting", "delayed_flights_agg"} <= materialized
+        checks = {e.check_name: e.passed for e in results[0].get_asset_check_evaluations()}
+        assert checks["reporting_has_every_flight_once"] and checks["delayed_agg_matches_flights"]
 
 
 def test_two_uploads_in_one_second_are_named_in_a_warning(loaded, warehouse, s3, s3_client, bucket):
