@@ -188,7 +188,8 @@ def table_from_select(
         ensure_tables(warehouse, [table])
         select = sql.SQL(read_sql(table.sql_dir, table.name, SELECT))
         result = rebuild_table(warehouse, LoadTarget(table.schema, table.name), select, check_fn)
-        yield from emit_load_result(table, result, warehouse)
+        sources = MetadataValue.md("\n".join(f"- `{d.qualified}`" for d in deps))
+        yield from emit_load_result(table, result, warehouse, {"source_tables": sources})
 
     return _build
 
@@ -276,10 +277,10 @@ def load_metadata(result: LoadResult, extra: dict | None = None) -> dict:
     metadata: dict = {
         "status": result.status,
         "rows_published": result.rows_published,
-        "source_records": result.records,
-        "source_files": len(keys),
         "dagster/row_count": result.rows_published if result.status == "published" else None,
     }
+    if result.load_id:  # a load of files (a rebuild from SQL names its source tables instead)
+        metadata.update(source_records=result.records, source_files=len(keys))
     if keys:
         shown = keys[:50] + ([f"... {len(keys) - 50} more"] if len(keys) > 50 else [])
         metadata["source_keys"] = MetadataValue.md("\n".join(f"- `{k}`" for k in shown))

@@ -78,6 +78,15 @@ def test_generated_sample_builds_the_star_schema(warehouse, s3, sample):
     assert counts(warehouse) == {table: sample[table] for table in TABLES}
     assert levels_and_matches(warehouse) == (sample["levels"], sample["matched"])
     assert sample["matched"] > 0  # the generator plants exact matches
+    # a table built by SQL names its source tables, not "0 source files" (issue 12 item 5)
+    metadata = {
+        e.asset_key.path[-1]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert "source_files" not in metadata["songplays"]
+    sources = metadata["songplays"]["source_tables"].value
+    assert "`sparkify.staging_events`" in sources and "`sparkify.staging_songs`" in sources
+    assert metadata["staging_songs"]["source_files"].value > 0
 
 
 def test_backfill_is_one_load_and_rerun_adds_nothing(warehouse, s3, sample):
