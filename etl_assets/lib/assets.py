@@ -14,6 +14,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
     Failure,
@@ -63,9 +64,12 @@ def table_from_s3(
     key_drift: bool = False,
     partitions_def: PartitionsDefinition | None = None,
     more_checks: Sequence[NamedCheck] = (),
+    refreshes: Sequence[AssetKey] = (),
 ) -> AssetsDefinition:
     """A table filled from S3 objects by the loader: shadow, blocking checks, publish, ledger.
-    `more_checks`: the domain's own checks on the rows before publish, beside the declared."""
+    `more_checks`: the domain's own checks on the rows before publish, beside the declared.
+    `refreshes`: views over this table (in dependency order): a publish refreshes what they
+    show, and is reported as their materialization too, so the graph shows them current."""
     checks = [*shadow_checks(table, from_source=True, key_drift=key_drift), *more_checks]
     check_fn = combine(*(c.check for c in checks))
 
@@ -106,6 +110,13 @@ def table_from_s3(
         if isinstance(source, Uploads):
             result.checks.append(_upload_order(selection, config or UploadConfig()))
         yield from emit_load_result(table, result, warehouse, _source_metadata(selection))
+        if result.status == "published":
+            for view_key in refreshes:
+                yield AssetMaterialization(
+                    asset_key=view_key,
+                    description=f"Shows the rows {table.qualified} just published.",
+                    metadata={"refreshed_by": table.qualified, "load_id": result.load_id},
+                )
 
     specs = blocking_specs(table, checks)
     if isinstance(source, Uploads):

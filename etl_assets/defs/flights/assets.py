@@ -30,6 +30,10 @@ flights = table_from_s3(
     source=Uploads(t.UPLOAD_PREFIX),
     file_format=Csv(expected_header=t.FLIGHTS_HEADER),
     publish=Snapshot(),
+    refreshes=[
+        AssetKey([t.SCHEMA, "flights_reporting"]),
+        AssetKey([t.SCHEMA, "delayed_flights_agg"]),
+    ],
     description="The newest full flights snapshot the vendor uploaded under `flights/uploads/`. "
     "Each upload replaces the table's rows in one transaction (readers see the old snapshot or "
     "the new one, never none, never an error); an older upload processed late never replaces a "
