@@ -222,10 +222,14 @@ def upload_sensor(
         default_status=DefaultSensorStatus.RUNNING,
         description=description,
     )
-    def _sensor(context: SensorEvaluationContext, s3: LandingBucketResource) -> SensorResult:
+    def _sensor(
+        context: SensorEvaluationContext, s3: LandingBucketResource, warehouse: WarehouseResource
+    ) -> SensorResult:
         state = UploadCursor.parse(context.cursor)
         listed, receipts = _announced_or_listed(state, s3, prefix)
         plan = plan_tick(listed, state, policy)
+        if context.cursor is None:
+            plan.requested = not_loaded_yet(plan.requested, warehouse, s3.bucket, context.log)
         if receipts:  # used: the cursor now holds what they announced
             upload_queue.delete(s3.get_sqs_client(), s3.queue_url(prefix), receipts)
         if not plan.requested:
@@ -237,6 +241,23 @@ def upload_sensor(
         return SensorResult(run_requests=runs, cursor=plan.cursor.dump())
 
     return _sensor
+
+
+def not_loaded_yet(
+    uploads: list[dict], warehouse: WarehouseResource, bucket: str, log
+) -> list[dict]:
+    """On a sensor's first tick (a new Dagster instance, a cleared cursor), the uploads the
+    ledger has not recorded as loaded: versions loaded before (by the demo, by another
+    instance) would only start runs that find them up to date."""
+    if not uploads:
+        return uploads
+    ensure_tables(warehouse, [])  # the ledger
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        loaded = ledger.loaded_anywhere(cur, bucket, [u["Key"] for u in uploads])
+    fresh = [u for u in uploads if (u["Key"], u["ETag"].strip('"')) not in loaded]
+    if len(fresh) < len(uploads):
+        log.info(f"{len(uploads) - len(fresh)} upload(s) already loaded (ledger): not requested")
+    return fresh
 
 
 def _run_request(
@@ -307,6 +328,8 @@ def routed_upload_sensor(
         state = UploadCursor.parse(context.cursor)
         listed, receipts = _announced_or_listed(state, s3, prefix)
         plan = plan_tick(listed, state, "every_file")
+        if context.cursor is None:
+            plan.requested = not_loaded_yet(plan.requested, warehouse, s3.bucket, context.log)
         routed, refused = route_versions(plan.requested, route, s3.bucket)
         if refused:
             record_unroutable(warehouse, refused, context.log)

@@ -99,6 +99,21 @@ def recorded_versions(
     return {(b, k, e) for b, k, e in cur.fetchall()}
 
 
+def loaded_anywhere(cur: Cursor, bucket: str, keys: list[str]) -> set[tuple[str, str]]:
+    """(key, etag) of these keys' versions loaded into any table."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), 1000):  # an IN list per 1,000 keys, on both dialects
+        cur.execute(
+            sql.SQL(
+                "select distinct object_key, etag from {} where bucket = %s and status = %s"
+                " and object_key in %s"
+            ).format(LEDGER),
+            (bucket, LOADED, tuple(keys[start : start + 1000])),
+        )
+        found |= {(key, etag.strip('"')) for key, etag in cur.fetchall()}
+    return found
+
+
 def published_last_modified(cur: Cursor, target_table: str) -> datetime | None:
     """When the newest object version published into this table was last modified."""
     cur.execute(

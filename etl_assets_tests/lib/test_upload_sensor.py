@@ -23,8 +23,8 @@ def obj(key: str, etag: str, at: datetime) -> dict:
     return {"Key": t.UPLOAD_PREFIX + key, "ETag": f'"{etag}"', "LastModified": at}
 
 
-def tick(s3, cursor: str | None, sensor=flights_upload_sensor):
-    return sensor(build_sensor_context(cursor=cursor, resources={"s3": s3}))
+def tick(resources: dict, cursor: str | None, sensor=flights_upload_sensor):
+    return sensor(build_sensor_context(cursor=cursor, resources=resources))
 
 
 def test_objects_with_equal_timestamps_are_never_skipped() -> None:
@@ -78,59 +78,62 @@ def announced(request, stack, s3, s3_client, bucket):
 
 
 def test_sensor_requests_each_version_once_against_the_local_s3(
-    announced, s3_client, bucket
+    announced, s3_client, bucket, warehouse
 ) -> None:
-    s3 = announced
+    res = {"s3": announced, "warehouse": warehouse}
     key = t.UPLOAD_PREFIX + "flights 2015.csv"
     s3_client.put_object(Bucket=bucket, Key=key, Body=b"v1")
-    first = tick(s3, None)
+    first = tick(res, None)
     (request,) = first.run_requests
     etag = s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     assert request.run_key.startswith(f"{key}:{etag}:")  # + when it landed
     assert request.run_config["ops"]["flights__flights"]["config"]["key"] == key
 
-    repeat = tick(s3, first.cursor)
+    repeat = tick(res, first.cursor)
     assert not repeat.run_requests  # the same notification twice: nothing new
 
     s3_client.put_object(Bucket=bucket, Key=key, Body=b"v2")
-    overwrite = tick(s3, repeat.cursor)
+    overwrite = tick(res, repeat.cursor)
     (request2,) = overwrite.run_requests
     assert request2.run_key != request.run_key and request2.run_key.startswith(key + ":")
 
     other = t.UPLOAD_PREFIX + "flights 2015 (2).csv"
     s3_client.put_object(Bucket=bucket, Key=other, Body=b"v3")
     s3_client.put_object(Bucket=bucket, Key=key, Body=b"v4")
-    several = tick(s3, overwrite.cursor)
+    several = tick(res, overwrite.cursor)
     (request3,) = several.run_requests
     assert request3.run_key.startswith(key + ":")
     config = request3.run_config["ops"]["flights__flights"]["config"]
     assert config["superseded"] == [other]
-    assert not tick(s3, several.cursor).run_requests
+    assert not tick(res, several.cursor).run_requests
 
 
-def test_queue_ticks_do_not_list_the_prefix(s3, s3_client, bucket, stack, monkeypatch) -> None:
-    s3 = with_queue(stack, s3, s3_client, bucket)
-    first = tick(s3, None)  # the first tick lists (nothing there yet)
+def test_queue_ticks_do_not_list_the_prefix(
+    s3, s3_client, bucket, stack, monkeypatch, warehouse
+) -> None:
+    res = {"s3": with_queue(stack, s3, s3_client, bucket), "warehouse": warehouse}
+    first = tick(res, None)  # the first tick lists (nothing there yet)
     listings = []
     monkeypatch.setattr(sensors, "get_objects", lambda *a, **k: listings.append(1) or [])
     s3_client.put_object(Bucket=bucket, Key=t.UPLOAD_PREFIX + "new.csv", Body=b"x")
-    result = tick(s3, first.cursor)
+    result = tick(res, first.cursor)
     assert [r.run_key.split(":")[0] for r in result.run_requests] == [t.UPLOAD_PREFIX + "new.csv"]
     assert listings == []
 
 
-def test_every_file_sensor_starts_one_run_per_upload(s3, s3_client, bucket) -> None:
+def test_every_file_sensor_starts_one_run_per_upload(s3, s3_client, bucket, warehouse) -> None:
+    res = {"s3": s3, "warehouse": warehouse}
     sensor = upload_sensor(flights, t.UPLOAD_PREFIX, policy="every_file", name="every_file")
     for name in ["b.csv", "a.csv"]:
         s3_client.put_object(Bucket=bucket, Key=t.UPLOAD_PREFIX + name, Body=name.encode())
-    first = tick(s3, None, sensor)
+    first = tick(res, None, sensor)
     keys = [r.run_config["ops"]["flights__flights"]["config"]["key"] for r in first.run_requests]
     assert sorted(keys) == [t.UPLOAD_PREFIX + "a.csv", t.UPLOAD_PREFIX + "b.csv"]
     assert all(
         not r.run_config["ops"]["flights__flights"]["config"]["superseded"]
         for r in first.run_requests
     )
-    assert not tick(s3, first.cursor, sensor).run_requests
+    assert not tick(res, first.cursor, sensor).run_requests
 
 
 def test_a_reupload_of_earlier_content_is_a_new_upload() -> None:
@@ -166,16 +169,48 @@ def test_uploads_that_cannot_be_ordered_are_named() -> None:
     assert plan.same_time_as == {t.UPLOAD_PREFIX + "a.csv": []}
 
 
-def test_a_listing_takes_the_notifications_event_times(stack, s3, s3_client, bucket) -> None:
+def test_a_listing_takes_the_notifications_event_times(
+    stack, s3, s3_client, bucket, warehouse
+) -> None:
     """Two uploads in one second: a listing alone cannot order them, the queue's event times
     (milliseconds) can; a tick that both lists and reads the queue uses the better clock."""
-    s3 = with_queue(stack, s3, s3_client, bucket)
+    res = {"s3": with_queue(stack, s3, s3_client, bucket), "warehouse": warehouse}
     time.sleep(1.02 - time.time() % 1)  # both uploads inside one second
     for name in ("b first.csv", "a second.csv"):
         s3_client.put_object(Bucket=bucket, Key=t.UPLOAD_PREFIX + name, Body=name.encode())
-    (request,) = tick(s3, None).run_requests  # a first tick lists (and reads the queue)
+    (request,) = tick(res, None).run_requests  # a first tick lists (and reads the queue)
     config = request.run_config["ops"]["flights__flights"]["config"]
     assert config["key"] == t.UPLOAD_PREFIX + "a second.csv"  # by time, not by key
     assert config["same_time_as"] == [] and config["superseded"] == [
         t.UPLOAD_PREFIX + "b first.csv"
     ]
+
+
+def test_a_first_tick_skips_what_the_ledger_has_loaded(s3, s3_client, bucket, warehouse) -> None:
+    """Issue 12 item 1: a new instance (after the demo, a lost cursor) re-requested files
+    already loaded; those runs only found them up to date."""
+    from etl_assets.loading import ledger
+    from etl_assets.loading.ledger import LedgerEntry, SourceObject
+    from etl_assets.loading.tables import ensure_tables
+
+    res = {"s3": s3, "warehouse": warehouse}
+    loaded_key, new_key = t.UPLOAD_PREFIX + "loaded.csv", t.UPLOAD_PREFIX + "new.csv"
+    s3_client.put_object(Bucket=bucket, Key=loaded_key, Body=b"old")
+    etag = s3_client.head_object(Bucket=bucket, Key=loaded_key)["ETag"].strip('"')
+    ensure_tables(warehouse, [])
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        entry = LedgerEntry(SourceObject(bucket, loaded_key, etag, 3), ledger.LOADED, 1, 1)
+        ledger.record(
+            cur,
+            [entry],
+            load_id="l",
+            target_table="flights.flights",
+            partition_key=None,
+            run_id="r",
+        )
+        conn.commit()
+    first = tick(res, None)
+    assert not first.run_requests
+    s3_client.put_object(Bucket=bucket, Key=new_key, Body=b"new")
+    (request,) = tick(res, first.cursor).run_requests
+    assert request.run_key.startswith(new_key + ":")
