@@ -103,6 +103,9 @@ def table_from_s3(
                 converter=converter,
             )
         except LoadError as error:
+            yield from _checks_of_kept_rows(checks, warehouse, table, error)
+            if isinstance(source, Uploads):
+                yield _check_result(table, _upload_order(selection, config or UploadConfig()))
             raise refusal(error, table) from error
         if result.status == "superseded":
             context.log.warning(_superseded_text(selection, table))
@@ -264,14 +267,7 @@ def emit_load_result(
     """Check results first; then the materialization, or a Failure when a blocking check failed."""
     key = asset_key(table)
     for outcome in result.checks:
-        yield AssetCheckResult(
-            asset_key=key,
-            check_name=outcome.name,
-            passed=outcome.passed,
-            severity=AssetCheckSeverity.ERROR if outcome.blocking else AssetCheckSeverity.WARN,
-            description=outcome.detail,
-            metadata=outcome.metadata,
-        )
+        yield _check_result(table, outcome)
     if result.status == "rejected":
         failed = [f"{o.name}: {o.detail}" for o in result.checks if o.blocking and not o.passed]
         raise Failure(
@@ -356,6 +352,28 @@ def _upload_order(selection: Selection, config: UploadConfig) -> CheckOutcome:
         " (millisecond event times)",
         blocking=False,
         metadata={"same_time_as": others},
+    )
+
+
+def _checks_of_kept_rows(
+    checks, warehouse: WarehouseResource, table: TableSpec, error: LoadError
+) -> Iterator[AssetCheckResult]:
+    """A refused file publishes nothing: its checks say so, and that the published rows stay,
+    instead of reading 'execution failed' in the UI."""
+    (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table.ref))[0]
+    for check in checks:
+        detail = f"{error.key} refused: nothing published, the {rows} published rows stay"
+        yield _check_result(table, CheckOutcome(check.name, True, detail, check.blocking))
+
+
+def _check_result(table: TableSpec, outcome: CheckOutcome) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=asset_key(table),
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR if outcome.blocking else AssetCheckSeverity.WARN,
+        description=outcome.detail,
+        metadata=outcome.metadata,
     )
 
 

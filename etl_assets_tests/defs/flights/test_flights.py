@@ -129,6 +129,15 @@ def test_bad_files_fail_naming_key_line_and_keep_the_snapshot(
     assert facts["key"].value == key and facts["table"].value == "flights.flights"
     assert reason in facts["reason"].value and (facts["line"].value == (line or ""))
     assert result.get_asset_materialization_events() == []  # nor the views: nothing changed
+    # the table's checks say what happened instead of reading "execution failed"
+    evaluations = {
+        e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key == flights.key
+    }
+    assert {"rows_match_source", "upload_order_known"} <= set(evaluations)
+    kept = evaluations["rows_match_source"]
+    assert kept.passed and f"{key} refused: nothing published, the 40 published rows stay" in (
+        kept.description
+    )
     assert published(warehouse) == 40
     ledger = warehouse.query(
         "select status, error from etl_audit.file_ledger where object_key = %s", (key,)
