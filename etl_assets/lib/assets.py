@@ -86,7 +86,7 @@ def table_from_s3(
         else:
             selection = source.select(client, s3.bucket, context)
         target = LoadTarget(table.schema, table.name, _resolve(publish, context, selection))
-        loader = ObjectLoader(warehouse, client, context.run.run_id)
+        loader = ObjectLoader(warehouse, client, context.run.run_id, report=context.log.info)
         try:
             resolved = file_format(client, s3.bucket) if callable(file_format) else file_format
         except LoadError as error:  # e.g. its JSONPaths file: every file it would read says so

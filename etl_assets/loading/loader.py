@@ -27,6 +27,7 @@ from etl_assets.loading.dialect import serialize, table_ref
 from etl_assets.loading.formats import FileFormat
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.postgres_copy import LoadedFile, LoadError, fill_from_objects
+from etl_assets.loading.progress import Report
 from etl_assets.loading.publish import (
     INCREMENTAL,
     Append,
@@ -150,10 +151,18 @@ class StepRejected(Exception):
 class ObjectLoader:
     """Loads a set of object versions into one target, exactly once per version set."""
 
-    def __init__(self, warehouse: WarehouseResource, s3_client, run_id: str | None = None):
+    def __init__(
+        self,
+        warehouse: WarehouseResource,
+        s3_client,
+        run_id: str | None = None,
+        report: Report | None = None,
+    ):
+        """`report`: told how far large files have streamed (a run's log)."""
         self.warehouse = warehouse
         self.s3 = s3_client
         self.run_id = run_id
+        self.report = report
 
     def load(
         self,
@@ -373,7 +382,7 @@ class ObjectLoader:
                     conn, cur, self.s3, staging, loadable, file_format, load, access
                 )
             else:
-                files = fill_from_objects(cur, self.s3, staging, loadable, file_format)
+                files = fill_from_objects(cur, self.s3, staging, loadable, file_format, self.report)
                 written = sum(f.rows for f in files)
         except LoadError as error:
             original = originals.get(error.key)

@@ -23,6 +23,7 @@ from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
+from etl_assets.loading.progress import ProgressBody, Report, with_progress
 from etl_assets.loading.tables import BYTE_CHECK
 
 CHUNK_BYTES = 1 << 18
@@ -48,14 +49,17 @@ def fill_from_objects(
     shadow: sql.Identifier,
     objects: Sequence[SourceObject],
     file_format: FileFormat,
+    report: Report | None = None,
 ) -> list[LoadedFile]:
+    """`report`: told how far each large file has streamed (see `progress`)."""
     if isinstance(file_format, Csv):
-        return [_copy_csv(cur, s3_client, shadow, obj, file_format) for obj in objects]
+        return [_copy_csv(cur, s3_client, shadow, obj, file_format, report) for obj in objects]
     paths = json_paths(table_columns(cur, shadow), file_format)
     expected = frozenset(path[0] for path in paths)
     ignore_case = isinstance(file_format, JsonAuto) and file_format.ignore_case
     return [
-        _copy_json(cur, s3_client, shadow, obj, paths, expected, ignore_case) for obj in objects
+        _copy_json(cur, s3_client, shadow, obj, paths, expected, ignore_case, report)
+        for obj in objects
     ]
 
 
@@ -110,18 +114,25 @@ def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[st
 
 
 def _copy_csv(
-    cur: Cursor, s3_client, shadow: sql.Identifier, obj: SourceObject, file_format: Csv
+    cur: Cursor,
+    s3_client,
+    shadow: sql.Identifier,
+    obj: SourceObject,
+    file_format: Csv,
+    report: Report | None,
 ) -> LoadedFile:
     statement = sql.SQL("copy {}{} from stdin with (format csv)").format(
         shadow, column_list(file_format)
     )
-    body = open_body(s3_client, obj)
+    body = with_progress(open_body(s3_client, obj), obj, report)
     try:
         if file_format.header:
             reader = CsvHeaderReader(body, obj.key, file_format.expected_header, CHUNK_BYTES)
             first_data_line = 2
         else:
             reader, first_data_line = CountingReader(body, obj.key), 1
+        if isinstance(body, ProgressBody):
+            body.records = lambda: reader.data_lines
         cur.copy_expert(statement, reader, size=CHUNK_BYTES)
     except psycopg2.Error as error:
         if reader.error is not None:
@@ -142,9 +153,12 @@ def _copy_json(
     paths: list[tuple[str, ...]],
     expected: frozenset[str],
     ignore_case: bool,
+    report: Report | None,
 ) -> LoadedFile:
-    body = open_body(s3_client, obj)
+    body = with_progress(open_body(s3_client, obj), obj, report)
     reader = JsonRowReader(body, obj.key, paths, CHUNK_BYTES, ignore_case=ignore_case)
+    if isinstance(body, ProgressBody):
+        body.records = lambda: reader.records
     try:
         cur.copy_expert(sql.SQL("copy {} from stdin").format(shadow), reader, size=CHUNK_BYTES)
     except psycopg2.Error as error:

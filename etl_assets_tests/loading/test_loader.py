@@ -314,3 +314,22 @@ def test_rows_match_source_fails_when_rows_written_differ_from_records() -> None
     )
     assert not outcome.passed and outcome.metadata == {"rows": 2, "records": 3}
     assert "n/a.csv: 3 records, 2 rows" in outcome.detail
+
+
+def test_a_long_load_reports_bytes_and_records_as_it_streams(
+    warehouse, s3_client, bucket, monkeypatch
+) -> None:
+    """Issue 12 item 2: a large file told its progress (the run's log), each tenth."""
+    monkeypatch.setattr("etl_assets.loading.progress.MIN_BYTES", 0)  # this file is small
+    ensure_tables(warehouse, t.ALL_TABLES)
+    lines = [json.dumps(event(i)) for i in range(20_000)]
+    s3_client.put_object(Bucket=bucket, Key="logs/big.json", Body="\n".join(lines).encode())
+    told: list[str] = []
+    ObjectLoader(warehouse, s3_client, report=told.append).load(
+        EVENTS, list_objects(s3_client, bucket, "logs/"), JSONPATHS
+    )
+    assert 9 <= len(told) <= 11, told
+    assert all(line.startswith("logs/big.json: ") and " MB streamed (" in line for line in told)
+    assert told[-1].split("(")[1].startswith("100 %")
+    counted = [int(line.rsplit(", ", 1)[1].split()[0].replace(",", "")) for line in told]
+    assert counted == sorted(counted) and 0 < counted[-1] <= 20_000

@@ -37,6 +37,7 @@ from etl_assets.loading.loader import (
     ShadowCheck,
     StepRejected,
 )
+from etl_assets.loading.progress import Report
 from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
 from etl_assets.loading.tables import create_schema, ensure_tables, widths_in_bytes
 from etl_assets.resources.warehouse import WarehouseResource
@@ -95,13 +96,15 @@ def apply_files(
     *,
     replay: bool = False,
     force: bool = False,
+    report: Report | None = None,
 ) -> TableRun:
     """Apply one table's files in the order given (landing order), each version once: a
     version the ledger already has (loaded or rejected) is skipped. A `replay` applies a
-    rejected version again (after its contract was fixed); `force` applies loaded ones too."""
+    rejected version again (after its contract was fixed); `force` applies loaded ones too.
+    `report`: told how far large files have streamed."""
     ensure_tables(warehouse, [registry.REGISTRY])
     run = TableRun(landed[0].route.qualified if landed else "")
-    loader = ObjectLoader(warehouse, s3_client, run_id)
+    loader = ObjectLoader(warehouse, s3_client, run_id, report)
     landed = _not_yet_applied(warehouse, run, landed, replay, force)
     for batch in _batches(landed):
         if batch[0].route.action == "schema":

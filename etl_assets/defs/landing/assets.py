@@ -110,7 +110,13 @@ def landing_tables(
     client = s3.get_client()
     landed = _landed(warehouse, client, s3.bucket, context.partition_key, config)
     run = apply_files(
-        warehouse, client, landed, context.run.run_id, replay=config.replay, force=config.force
+        warehouse,
+        client,
+        landed,
+        context.run.run_id,
+        replay=config.replay,
+        force=config.force,
+        report=context.log.info,
     )
     db, table = context.partition_key.split(".", 1)
     if _exists(warehouse, db, table):
