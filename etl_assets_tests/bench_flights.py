@@ -117,8 +117,7 @@ def bench_upload(info, home: Path, scratch: Path, rows: int) -> dict:
             handle.write(line + "\n")
     client.upload_file(str(big), info.bucket, t.UPLOAD_PREFIX + big.name)
 
-    context = build_sensor_context(cursor=None, resources={"s3": s3})
-    tick = flights_upload_sensor(context)
+    tick = flights_upload_sensor(context(s3, None))
     request = max(tick.run_requests, key=lambda r: r.run_key)  # the big file is the newest
     reader = SnapshotReader(info.dsn())
     reader.start()
@@ -182,7 +181,10 @@ def bench_tick(info, objects: int) -> dict:
 
 
 def context(s3, cursor: str | None):
-    return build_sensor_context(cursor=cursor, resources={"s3": s3})
+    """A sensor context with the resources the upload sensor needs (the warehouse: its first
+    tick skips versions the ledger has loaded)."""
+    warehouse = local_warehouse(local_stack.read_stack())
+    return build_sensor_context(cursor=cursor, resources={"s3": s3, "warehouse": warehouse})
 
 
 def timed(call):
