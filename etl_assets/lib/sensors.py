@@ -151,9 +151,7 @@ class TickPlan:
 def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest") -> TickPlan:
     """What one tick does with a listing: which unseen versions get a run."""
     listed = [o for o in listed if not o["Key"].endswith("/")]
-    new = sorted(
-        (o for o in listed if state.is_new(o)), key=lambda o: (o["LastModified"], o["Key"])
-    )
+    new = landing_order([o for o in listed if state.is_new(o)])
     if not new:
         return TickPlan([], [], state)
     if policy == "every_file":
@@ -164,6 +162,25 @@ def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest"
     return TickPlan(
         [newest], superseded, state.advance(listed), {newest["Key"]: _tied(newest, new)}
     )
+
+
+def landing_order(uploads: list[dict]) -> list[dict]:
+    """Oldest first. Within a second that holds a listing's time (no fraction), the fractions
+    others carry (a notification's event time) cannot order them against it: that second's
+    uploads go by key, as they would all had they been listed, and none jumps ahead of
+    another just for lacking a fraction."""
+    coarse = {o["LastModified"].replace(microsecond=0) for o in uploads if _coarse(o)}
+
+    def order(o: dict) -> tuple:
+        second = o["LastModified"].replace(microsecond=0)
+        fraction = 0 if second in coarse else o["LastModified"].microsecond
+        return (second, fraction, o["Key"])
+
+    return sorted(uploads, key=order)
+
+
+def _coarse(upload: dict) -> bool:
+    return upload["LastModified"].microsecond == 0
 
 
 def _tied(upload: dict, new: list[dict]) -> list[str]:

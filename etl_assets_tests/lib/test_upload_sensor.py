@@ -214,3 +214,13 @@ def test_a_first_tick_skips_what_the_ledger_has_loaded(s3, s3_client, bucket, wa
     s3_client.put_object(Bucket=bucket, Key=new_key, Body=b"new")
     (request,) = tick(res, first.cursor).run_requests
     assert request.run_key.startswith(new_key + ":")
+
+
+def test_a_listed_upload_is_not_ordered_behind_a_later_one_of_its_second() -> None:
+    from etl_assets.lib.sensors import landing_order
+
+    queued = obj("b.csv", "2", T0 + timedelta(milliseconds=900))
+    listed = obj("c.csv", "3", T0)  # no fraction: landed somewhere in that second
+    later = obj("d.csv", "4", T0 + timedelta(seconds=1, milliseconds=5))
+    ordered = [o["Key"].rsplit("/", 1)[1] for o in landing_order([later, listed, queued])]
+    assert ordered == ["b.csv", "c.csv", "d.csv"]

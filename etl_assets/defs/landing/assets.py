@@ -157,10 +157,16 @@ def _landed(
             (o for o in listed if o.version not in seen), key=lambda o: (o.last_modified, o.key)
         )
     landed = [Landed(o, parse_key(o.key)) for o in chosen]
-    # Of files landed at the same instant (LastModified has one-second resolution) a schema
-    # file applies first; a stable sort keeps the landing order otherwise
+    # Of files landed in the same second (a listing's LastModified has no fraction) a schema
+    # file applies first; a stable sort keeps the landing order otherwise. By the second,
+    # not the full time: a fraction known for some files only (a notification's event time)
+    # would move a file ahead of one that landed before it.
     return sorted(
-        landed, key=lambda item: (item.source.last_modified, item.route.action != "schema")
+        landed,
+        key=lambda item: (
+            item.source.last_modified.replace(microsecond=0),
+            item.route.action != "schema",
+        ),
     )
 
 

@@ -255,3 +255,25 @@ def test_a_mix_of_actions_landing_together_publishes_in_one_transaction(
         == 4
     )
     assert {x for (x,) in warehouse.query("select distinct xmin::text from dev.users")} == {xid}
+
+
+def test_files_landed_in_one_second_keep_the_sensors_order(warehouse, s3_client, bucket) -> None:
+    """A notification's event time has milliseconds, a listing's none: sorting the run's files
+    by full time moved the listed file of a second behind ones that landed after it (the
+    1,000-file burst of `make bench` loaded rows out of landing order)."""
+    from etl_assets.defs.landing.assets import LandedFiles, LandedVersion, _landed
+
+    keys = [f"landing/dev/append/people/{i}.csv" for i in range(3)]
+    etags = []
+    for key in keys:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        etags.append(s3_client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"'))
+    landed_at = [
+        "2026-11-22T12:00:00.900+00:00",  # read from the queue
+        "2026-11-22T12:00:00+00:00",  # listed: landed later in the same second
+        "2026-11-22T12:00:01.100+00:00",
+    ]
+    versions = zip(keys, etags, landed_at, strict=True)
+    config = LandedFiles(files=[LandedVersion(key=k, etag=e, landed_at=a) for k, e, a in versions])
+    chosen = _landed(warehouse, s3_client, bucket, "dev.people", config)
+    assert [item.source.key for item in chosen] == keys
