@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,7 +39,9 @@ class Outputs:
     host: str = ""
 
 
-class Part:
+class Part(ABC):
+    """One resource of the stack, under `name`; `kind` names it for people."""
+
     kind = ""
 
     def __init__(self, settings: CloudSettings, name: str) -> None:
@@ -48,17 +51,20 @@ class Part:
     def tag(self) -> str:
         return self.settings.name
 
+    @abstractmethod
     def find(self, aws: Aws, out: Outputs) -> Found:
-        raise NotImplementedError
+        """Whether it exists and is ours; what `up` would change; its outputs into `out`."""
 
-    def create(self, aws: Aws, out: Outputs) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def create(self, aws: Aws, out: Outputs) -> None: ...
 
     def update(self, aws: Aws, out: Outputs, changes: list[str]) -> None:
+        """Apply `changes` (as `find` listed them); a part with nothing to update has none."""
         del aws, out, changes
 
+    @abstractmethod
     def delete(self, aws: Aws, keep_snapshot: bool) -> str:
-        raise NotImplementedError
+        """Delete it; returns what happened, for people."""
 
     def _owned(self, tags: dict[str, str]) -> str:
         return OURS if tags.get(TAG_KEY) == self.tag else FOREIGN
