@@ -88,13 +88,11 @@ def changed_since_listed(error: ClientError, obj: SourceObject) -> Exception:
     return error
 
 
-def table_columns(cur: Cursor, table: sql.Identifier) -> list[str]:
-    cur.execute(
-        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0"
-        " and not attisdropped order by attnum",
-        (table.as_string(cur),),
-    )
-    return [name for (name,) in cur.fetchall()]
+def table_columns(cur: Cursor, relation: sql.Composable) -> list[str]:
+    """The relation's column names, in order, without a catalog query either dialect lacks
+    (Redshift has no `regclass`): what a query of no rows describes."""
+    cur.execute(sql.SQL("select * from {} limit 0").format(relation))
+    return [column[0] for column in cur.description]
 
 
 def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[str, ...]]:

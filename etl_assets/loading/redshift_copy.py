@@ -32,7 +32,12 @@ from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
-from etl_assets.loading.postgres_copy import LoadedFile, changed_since_listed, json_paths
+from etl_assets.loading.postgres_copy import (
+    LoadedFile,
+    changed_since_listed,
+    json_paths,
+    table_columns,
+)
 
 SAMPLE_BYTES = 1 << 20  # what is read of each object before the COPY
 S3_WORKERS = 16  # concurrent S3 requests (checks, pins, deletes)
@@ -73,7 +78,7 @@ def fill_from_s3(
     """COPY `objects` into `staging` for `load` (the target's "schema/table", the load id);
     returns the files with their records, and the rows COPY loaded."""
     target_path, load_id = load
-    columns = [] if isinstance(file_format, Csv) else relation_columns(cur, staging)
+    columns = [] if isinstance(file_format, Csv) else table_columns(cur, staging)
     sampled = _each(objects, lambda o: sample(s3_client, o, file_format, columns))
     bucket = objects[0].bucket
     staged_prefix = f"{STAGED_PREFIX}/{load_id}/"
@@ -102,12 +107,6 @@ def fill_from_s3(
         return _counted(cur, pinned, objects, sampled, file_format)
     finally:
         _delete(s3_client, bucket, staged_prefix, manifest_key)
-
-
-def relation_columns(cur: Cursor, relation: sql.Composable) -> list[str]:
-    """The relation's column names, in order, without a catalog query either dialect lacks."""
-    cur.execute(sql.SQL("select * from {} limit 0").format(relation))
-    return [column[0] for column in cur.description]
 
 
 def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[str]) -> Sampled:
