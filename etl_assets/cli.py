@@ -130,7 +130,7 @@ def _upload(args: argparse.Namespace) -> int:
     client.upload_file(str(args.file), info.bucket, key)
     etag = client.head_object(Bucket=info.bucket, Key=key)["ETag"].strip('"')
     print(f"s3://{info.bucket}/{key}  ETag {etag}")
-    print(_what_happens_next(info, args.domain, key, f'"{etag}"'))
+    print(_what_happens_next(info, args.domain, key, etag))
     return 0
 
 
@@ -143,9 +143,9 @@ def _what_happens_next(info, domain: str, key: str, etag: str) -> str:
     try:
         loaded = warehouse_for(info).query(
             "select run_id, target_table from etl_audit.file_ledger where bucket = %s"
-            " and object_key = %s and etag in (%s, %s) and status = 'loaded'"
+            " and object_key = %s and etag = %s and status = 'loaded'"  # ETags stored unquoted
             " order by recorded_at desc limit 1",
-            (info.bucket, key, etag, etag.strip('"')),
+            (info.bucket, key, etag),
         )
     except psycopg2.Error:  # no ledger yet: nothing was ever loaded
         loaded = []

@@ -110,7 +110,7 @@ def loaded_anywhere(cur: Cursor, bucket: str, keys: list[str]) -> set[tuple[str,
             ).format(LEDGER),
             (bucket, LOADED, tuple(keys[start : start + 1000])),
         )
-        found |= {(key, etag.strip('"')) for key, etag in cur.fetchall()}
+        found |= set(cur.fetchall())
     return found
 
 
