@@ -103,13 +103,15 @@ def table_from_s3(
                 converter=converter,
             )
         except LoadError as error:
-            yield from _checks_of_kept_rows(checks, warehouse, table, error)
+            why = f"{error.key} refused, nothing published"
+            for outcome in _kept_published(checks, warehouse, table, why):
+                yield _check_result(table, outcome)
             if isinstance(source, Uploads):
                 yield _check_result(table, _upload_order(selection, config or UploadConfig()))
             raise refusal(error, table) from error
         if result.status == "superseded":
             context.log.warning(_superseded_text(selection, table))
-            result.checks = _kept_published(checks, warehouse, table)
+            result.checks = _kept_published(checks, warehouse, table, "stale upload skipped")
         if isinstance(source, Uploads):
             result.checks.append(_upload_order(selection, config or UploadConfig()))
         yield from emit_load_result(table, result, warehouse, _source_metadata(selection))
@@ -355,17 +357,6 @@ def _upload_order(selection: Selection, config: UploadConfig) -> CheckOutcome:
     )
 
 
-def _checks_of_kept_rows(
-    checks, warehouse: WarehouseResource, table: TableSpec, error: LoadError
-) -> Iterator[AssetCheckResult]:
-    """A refused file publishes nothing: its checks say so, and that the published rows stay,
-    instead of reading 'execution failed' in the UI."""
-    (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table.ref))[0]
-    for check in checks:
-        detail = f"{error.key} refused: nothing published, the {rows} published rows stay"
-        yield _check_result(table, CheckOutcome(check.name, True, detail, check.blocking))
-
-
 def _check_result(table: TableSpec, outcome: CheckOutcome) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=asset_key(table),
@@ -377,8 +368,11 @@ def _check_result(table: TableSpec, outcome: CheckOutcome) -> AssetCheckResult:
     )
 
 
-def _kept_published(checks, warehouse: WarehouseResource, table: TableSpec) -> list:
-    """For a stale upload skipped: nothing was published, the published rows stay."""
+def _kept_published(
+    checks, warehouse: WarehouseResource, table: TableSpec, why: str
+) -> list[CheckOutcome]:
+    """Nothing was published (`why`: a stale upload skipped, a file refused): each check says
+    so, and that the published rows stay, instead of reading 'execution failed' in the UI."""
     (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table.ref))[0]
-    detail = f"stale upload skipped; the {rows} published rows stay"
+    detail = f"{why}; the {rows} published rows stay"
     return [CheckOutcome(c.name, True, detail, c.blocking) for c in checks]

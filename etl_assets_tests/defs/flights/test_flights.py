@@ -135,7 +135,7 @@ def test_bad_files_fail_naming_key_line_and_keep_the_snapshot(
     }
     assert {"rows_match_source", "upload_order_known"} <= set(evaluations)
     kept = evaluations["rows_match_source"]
-    assert kept.passed and f"{key} refused: nothing published, the 40 published rows stay" in (
+    assert kept.passed and f"{key} refused, nothing published; the 40 published rows stay" in (
         kept.description
     )
     assert published(warehouse) == 40
