@@ -16,7 +16,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from etl_assets.defs.darties.workbooks import read_workbook
 from etl_assets.local import stack as local_stack
 from etl_assets.local.resources import bucket_for, warehouse_for
 from etl_assets_tests.helpers import sensor_tick_and_runs
+from etl_assets_tests.peak_memory import peak_rss_mb
 
 SENSOR = "darties_upload_sensor"
 
@@ -62,7 +62,7 @@ def child_tick() -> None:
         SENSOR, warehouse_for(info), bucket_for(info), DagsterInstance.ephemeral()
     )
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     ok = bool(results) and all(r.success for r in results)
     print(json.dumps({"ok": ok, "seconds": seconds, "peak_mb": peak_mb}))
 
@@ -75,7 +75,7 @@ def child_noop() -> None:
         return None
 
     materialize([nothing], instance=DagsterInstance.ephemeral())
-    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_mb": peak_rss_mb()}))
 
 
 def _child(flag: str, home: Path, bucket: str) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from etl_assets.local import stack as local_stack
 from etl_assets.local.resources import bucket_for as local_s3
 from etl_assets.local.resources import warehouse_for as local_warehouse
 from etl_assets_tests.helpers import materialize_group
+from etl_assets_tests.peak_memory import peak_rss_mb
 
 
 def child_materialize(run_config_json: str) -> None:
@@ -46,7 +46,7 @@ def child_materialize(run_config_json: str) -> None:
         run_config=json.loads(run_config_json),
     )
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"ok": result.success, "seconds": seconds, "peak_mb": peak_mb}))
 
 
@@ -59,7 +59,7 @@ def child_baseline() -> None:
         return None
 
     materialize([nothing], instance=DagsterInstance.ephemeral())
-    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_mb": peak_rss_mb()}))
 
 
 def baseline_rss_mb() -> int:

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from etl_assets.definitions import defs
 from etl_assets.local import stack as local_stack
 from etl_assets.local.resources import bucket_for, warehouse_for
 from etl_assets_tests.helpers import execute_requests, sensor_tick_and_runs
+from etl_assets_tests.peak_memory import peak_rss_mb
 
 SENSOR = "landing_upload_sensor"
 READINGS = {
@@ -76,7 +76,7 @@ def child_tick(cursor: str) -> None:
         cursor or None,
     )
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     ok = all(r.success for r in results)
     print(json.dumps({"ok": ok, "runs": len(results), "seconds": seconds, "peak_mb": peak_mb}))
 

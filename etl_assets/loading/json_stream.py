@@ -20,10 +20,16 @@ import json
 import operator
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
 from etl_assets.loading.errors import LoadError
+
+if TYPE_CHECKING:
+    from etl_assets.loading.json_arrow import ArrowRows
 
 MAX_VALUE_BYTES = 4 * 1024 * 1024  # Redshift's limit for one JSON object
 _BOM = b"\xef\xbb\xbf"
@@ -91,7 +97,7 @@ _PLAIN_TYPES = frozenset((str, int, float))  # str() of each is its COPY text
 _BOOLEANS = {True: "true", False: "false"}
 # A decoded string holds a backslash, tab, newline or CR only if its JSON text escaped it;
 # text without these escapes needs no COPY escaping, checked once per chunk.
-_ESCAPED_IN_JSON = re.compile(rb"\\\\|\\[tnr]|\\u00")
+ESCAPED_IN_JSON = re.compile(rb"\\\\|\\[tnr]|\\u00")
 
 
 def copy_text(value: object) -> str:
@@ -121,8 +127,13 @@ class JsonRowReader:
         paths: Sequence[Sequence[str]],
         chunk_bytes: int,
         ignore_case: bool = False,
+        fast: ArrowRows | None = None,
     ) -> None:
+        """`fast`: reads whole chunks of newline-delimited records where it can (see
+        `json_arrow`); the chunks it declines are read here, line by line."""
         self._ignore_case = ignore_case
+        self._fast = fast
+        self._pool: ThreadPoolExecutor | None = None
         self._body = body
         self._key = key
         self._paths = [tuple(p) for p in paths]
@@ -247,50 +258,95 @@ class JsonRowReader:
         pending, first = b"", True
         state = _PendingValue()
         line_no = 0
+        ahead: _Chunk | None = None  # newline-delimited: converted while the previous is sent
         for data in iter(lambda: self._body.read(self._chunk_bytes), b""):
             if first:  # a UTF-8 byte order mark at the start is accepted, as in CSV
                 data, first = data.removeprefix(_BOM), False
             text = pending + data
-            plain = _ESCAPED_IN_JSON.search(text) is None
             lines = text.split(b"\n")
             pending = lines.pop()
-            out: list[str] = []
-            records = self._parse_lines(lines) if state.one_per_line else None
-            if records is not None:  # the hot path of newline-delimited files
-                for i, (line, record) in enumerate(zip(lines, records, strict=True), start=1):
-                    if record.__class__ is dict and line.count(b'":') != len(record):
-                        self._refuse_duplicate_keys(line, line_no + i)
-                fmt = self._format
-                out = [fmt(line_no + i, r, plain) for i, r in enumerate(records, start=1)]
-                line_no += len(lines)
-            elif state.one_per_line:
-                row = self._row
-                for line in lines:
-                    line_no += 1
-                    if text := line.strip():
-                        out.append(row(line_no, text, plain))
+            if state.one_per_line is None:
+                state.decide(lines)
+            if state.one_per_line:
+                chunk = self._submit(text[: len(text) - len(pending)], lines, line_no)
+                if ahead is not None:
+                    yield self._rows_of(ahead)
+                ahead = chunk
             else:
-                for line in lines:
-                    line_no += 1
-                    self._take(line, line_no, state, out, plain)
-            yield "".join(out).encode()
+                out: list[str] = []
+                plain = ESCAPED_IN_JSON.search(text) is None
+                for i, line in enumerate(lines, start=1):
+                    self._take(line, line_no + i, state, out, plain)
+                yield "".join(out).encode()
+            line_no += len(lines)
+        if ahead is not None:
+            yield self._rows_of(ahead)
+        self.close()
         out = []
         if pending:
             line_no += 1
-            self._take(pending, line_no, state, out, _ESCAPED_IN_JSON.search(pending) is None)
+            self._take(pending, line_no, state, out, ESCAPED_IN_JSON.search(pending) is None)
         if state.parts or state.scanner.depth > 0:
             raise LoadError(self._key, state.start or line_no, "file ends inside a JSON value")
         yield "".join(out).encode()
+
+    def _submit(self, text: bytes, lines: list[bytes], line_no: int) -> _Chunk:
+        """Whole lines, handed to the fast path's thread when there is one: pyarrow releases
+        the GIL, so the chunk converts while the one before it is sent to COPY."""
+        converted = None
+        if self._fast is not None and lines:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="json-fast-path")
+            converted = self._pool.submit(self._fast.rows, text, lines)
+        return _Chunk(text, lines, line_no, converted)
+
+    def _rows_of(self, chunk: _Chunk) -> bytes:
+        """The chunk's rows: the fast path's, or else read line by line (which refuses a
+        bad line with its number)."""
+        rows = chunk.converted.result() if chunk.converted is not None else None
+        if rows is None:
+            return self._rows_line_by_line(chunk)
+        offset = chunk.line_no - self.records
+        if offset != self._offsets[-1][1]:
+            self._offsets.append((self.records + 1, offset))
+        self.records += len(chunk.lines)
+        keys = frozenset(self._fast.keys)
+        if keys != self._last_keys:
+            self._last_keys = keys
+            self.key_sets.add(keys)
+        return rows
+
+    def _rows_line_by_line(self, chunk: _Chunk) -> bytes:
+        plain = ESCAPED_IN_JSON.search(chunk.text) is None
+        line_no, lines = chunk.line_no, chunk.lines
+        records = self._parse_lines(lines)
+        if records is None:  # some line is blank or not one whole value: one by one
+            row = self._row
+            numbered = enumerate(lines, start=line_no + 1)
+            out = [row(number, text, plain) for number, line in numbered if (text := line.strip())]
+            return "".join(out).encode()
+        for i, (line, record) in enumerate(zip(lines, records, strict=True), start=1):
+            if record.__class__ is dict and line.count(b'":') != len(record):
+                self._refuse_duplicate_keys(line, line_no + i)
+        fmt = self._format
+        return "".join(
+            [fmt(line_no + i, r, plain) for i, r in enumerate(records, start=1)]
+        ).encode()
+
+    def close(self) -> None:
+        """Stops the fast path's thread (a load that failed may leave a chunk converting)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _take(
         self, line: bytes, line_no: int, state: _PendingValue, out: list[str], plain: bool
     ) -> None:
         text = line.strip()
         if state.one_per_line is None:
-            if not text:
+            state.decide([text])
+            if state.one_per_line is None:
                 return
-            # the first record decides, for the whole file
-            state.one_per_line = text[0] == 123 and text[-1] == 125  # '{' ... '}'
         if state.one_per_line:
             if text:
                 out.append(self._row(line_no, text, plain))  # a cut line fails right here
@@ -312,6 +368,17 @@ class JsonRowReader:
                 state.parts.clear()
 
 
+@dataclass
+class _Chunk:
+    """A chunk's whole lines (`text`, and split), the line before its first, and the fast
+    path's conversion of it under way (None: read line by line)."""
+
+    text: bytes
+    lines: list[bytes]
+    line_no: int
+    converted: Future[bytes | None] | None
+
+
 class _PendingValue:
     """Reading state: newline-delimited or multi-line values, and the value being gathered."""
 
@@ -321,6 +388,12 @@ class _PendingValue:
         self.parts: list[bytes] = []
         self.start = 0
         self.size = 0
+
+    def decide(self, lines: list[bytes]) -> None:
+        """The first record decides, for the whole file: one per line, or spread over lines."""
+        first = next((text for line in lines if (text := line.strip())), None)
+        if first is not None:
+            self.one_per_line = first[0] == 123 and first[-1] == 125  # '{' ... '}'
 
 
 def _walk(record: object, path: tuple[str, ...]) -> object:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg2
 from botocore.exceptions import ClientError
@@ -26,7 +27,11 @@ from etl_assets.loading.ledger import SourceObject
 from etl_assets.loading.progress import ProgressBody, Report, with_progress
 from etl_assets.loading.tables import BYTE_CHECK
 
+if TYPE_CHECKING:
+    from etl_assets.loading.json_arrow import ArrowRows
+
 CHUNK_BYTES = 1 << 18
+JSON_CHUNK_BYTES = 1 << 22  # what the fast path parses at once (measured best of 256 KB-4 MB)
 _COPY_LINE = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
 # a row COPY refuses: a value its column refuses, or a constraint (NOT NULL, CHECK) it breaks
 ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
@@ -54,11 +59,16 @@ def fill_from_objects(
     """`report`: told how far each large file has streamed (see `progress`)."""
     if isinstance(file_format, Csv):
         return [_copy_csv(cur, s3_client, shadow, obj, file_format, report) for obj in objects]
-    paths = json_paths(table_columns(cur, shadow), file_format)
+    columns = described_columns(cur, shadow)
+    paths = json_paths([name for name, _ in columns], file_format)
     expected = frozenset(path[0] for path in paths)
     ignore_case = isinstance(file_format, JsonAuto) and file_format.ignore_case
+    # imported here: pyarrow adds ~75 MB to a process, which CSV loads do not need
+    from etl_assets.loading.json_arrow import ArrowRows
+
+    fast = ArrowRows.for_columns(paths, [type_oid for _, type_oid in columns], ignore_case)
     return [
-        _copy_json(cur, s3_client, shadow, obj, paths, expected, ignore_case, report)
+        _copy_json(cur, s3_client, shadow, obj, paths, expected, ignore_case, fast, report)
         for obj in objects
     ]
 
@@ -89,10 +99,18 @@ def changed_since_listed(error: ClientError, obj: SourceObject) -> Exception:
 
 
 def table_columns(cur: Cursor, relation: sql.Composable) -> list[str]:
-    """The relation's column names, in order, without a catalog query either dialect lacks
-    (Redshift has no `regclass`): what a query of no rows describes."""
+    return [column[0] for column in _describe(cur, relation)]
+
+
+def described_columns(cur: Cursor, relation: sql.Composable) -> list[tuple[str, int]]:
+    """The relation's columns (name, type OID), in order, without a catalog query either
+    dialect lacks (Redshift has no `regclass`): what a query of no rows describes."""
+    return [(column[0], column[1]) for column in _describe(cur, relation)]  # name, type_code
+
+
+def _describe(cur: Cursor, relation: sql.Composable) -> Sequence[Sequence]:
     cur.execute(sql.SQL("select * from {} limit 0").format(relation))
-    return [column[0] for column in cur.description]
+    return cur.description
 
 
 def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[str, ...]]:
@@ -151,14 +169,15 @@ def _copy_json(
     paths: list[tuple[str, ...]],
     expected: frozenset[str],
     ignore_case: bool,
+    fast: ArrowRows | None,
     report: Report | None,
 ) -> LoadedFile:
     body = with_progress(open_body(s3_client, obj), obj, report)
-    reader = JsonRowReader(body, obj.key, paths, CHUNK_BYTES, ignore_case=ignore_case)
+    reader = JsonRowReader(body, obj.key, paths, JSON_CHUNK_BYTES, ignore_case, fast)
     if isinstance(body, ProgressBody):
         body.records = lambda: reader.records
     try:
-        cur.copy_expert(sql.SQL("copy {} from stdin").format(shadow), reader, size=CHUNK_BYTES)
+        cur.copy_expert(sql.SQL("copy {} from stdin").format(shadow), reader, size=JSON_CHUNK_BYTES)
     except psycopg2.Error as error:
         if reader.error is not None:
             raise reader.error from None
@@ -166,6 +185,7 @@ def _copy_json(
             raise _copy_error(obj, error, reader.source_line) from error
         raise
     finally:
+        reader.close()
         body.close()
     if reader.records == 0:  # an empty daily file would publish nothing for its day
         raise LoadError(obj.key, None, "empty file (no JSON records)")

@@ -321,6 +321,7 @@ def test_a_long_load_reports_bytes_and_records_as_it_streams(
 ) -> None:
     """Issue 12 item 2: a large file told its progress (the run's log), each tenth."""
     monkeypatch.setattr("etl_assets.loading.progress.MIN_BYTES", 0)  # this file is small
+    monkeypatch.setattr("etl_assets.loading.postgres_copy.JSON_CHUNK_BYTES", 1 << 18)  # < 1/10
     ensure_tables(warehouse, t.ALL_TABLES)
     lines = [json.dumps(event(i)) for i in range(20_000)]
     s3_client.put_object(Bucket=bucket, Key="logs/big.json", Body="\n".join(lines).encode())
