@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from functools import partial
 
 import orjson
 import pyarrow as pa
@@ -38,6 +39,9 @@ _ARROW_TYPES = {
     701: pa.float64(),  # double precision
 }
 _COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+# malloc's pool, not Arrow's default mimalloc, which kept ~25 MB more per process for good
+# (2 MB chunks, 200 MB of events: peak RSS +80 MB over the imports against +105 MB)
+_POOL = pa.system_memory_pool()
 
 
 class ArrowRows:
@@ -76,7 +80,10 @@ class ArrowRows:
             return None
         try:
             table = pa_json.read_json(
-                io.BytesIO(text), read_options=self._read_options, parse_options=self._parse_options
+                io.BytesIO(text),
+                read_options=self._read_options,
+                parse_options=self._parse_options,
+                memory_pool=_POOL,
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
@@ -90,10 +97,12 @@ class ArrowRows:
         """A null is an explicit `"key":null` or an absent key (drift): the line of each null
         must name its key. `"key":null` cannot occur inside a string (its quotes would be
         escaped) nor straddle one, so finding it on the record's line proves the key is there.
-        A key written with spaces or escapes sends the chunk to the line-by-line reader."""
+        A null key written otherwise (escapes, other spacing) sends the chunk to the
+        line-by-line reader."""
         for (compact, spaced), column in zip(self._null_patterns, table.columns, strict=False):
             if column.null_count:
-                null_rows = pc.indices_nonzero(column.is_null()).to_numpy().tolist()
+                is_null = pc.is_null(column, memory_pool=_POOL)
+                null_rows = pc.indices_nonzero(is_null, memory_pool=_POOL).to_numpy().tolist()
                 if not all(compact in lines[row] or spaced in lines[row] for row in null_rows):
                     return False
         return True
@@ -105,13 +114,17 @@ class ArrowRows:
             if column.type == pa.string():
                 if escape:
                     for raw, escaped in _COPY_ESCAPES:
-                        column = pc.replace_substring(column, raw, escaped)
+                        column = pc.replace_substring(column, raw, escaped, memory_pool=_POOL)
             else:
-                column = pc.cast(column, pa.string())
+                column = pc.cast(column, pa.string(), memory_pool=_POOL)
             fields.append(column)
-        nulls_as_copy_null = pc.JoinOptions(null_handling="replace", null_replacement=NULL)
-        fields[-1] = pc.binary_join_element_wise(fields[-1], "", "\n", options=nulls_as_copy_null)
-        joined = pc.binary_join_element_wise(*fields, "\t", options=nulls_as_copy_null)
+        join = partial(
+            pc.binary_join_element_wise,
+            options=pc.JoinOptions(null_handling="replace", null_replacement=NULL),
+            memory_pool=_POOL,
+        )
+        fields[-1] = join(fields[-1], "", "\n")
+        joined = join(*fields, "\t")
         return b"".join(_buffer_bytes(chunk) for chunk in joined.chunks)
 
 
