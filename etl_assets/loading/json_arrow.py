@@ -10,9 +10,9 @@ UTF-8 and holds no NaN/Infinity (which pyarrow would accept and JSON forbids); e
 its column's JSON type (pyarrow refuses a number for a text column). Anything else returns
 None, and the caller reads that chunk line by line, which gives the line-exact message.
 
-Measured on the 1M-event bench (see README): 0.39-0.45x the CSV rate line by line,
-~0.6x with this path. msgspec, two worker processes and PostgreSQL-side `json_to_record`
-were slower (issue 12).
+Single-threaded on purpose: on the bench's two cores, pyarrow's threads added CPU time that
+PostgreSQL and the S3 reads needed, for no gain. Rates: README, "Performance" (`make bench`
+runs both readers side by side).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import io
 from collections.abc import Sequence
 from functools import partial
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,6 +40,7 @@ _ARROW_TYPES = {
     701: pa.float64(),  # double precision
 }
 _COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_NEWLINE, _OPEN_BRACE = ord("\n"), ord("{")
 # malloc's pool, not Arrow's default mimalloc, which kept ~25 MB more per process for good
 # (2 MB chunks, 200 MB of events: peak RSS +80 MB over the imports against +105 MB)
 _POOL = pa.system_memory_pool()
@@ -56,7 +58,7 @@ class ArrowRows:
         self._null_patterns = [
             (orjson.dumps(key) + b":null", orjson.dumps(key) + b": null") for key in keys
         ]
-        self._read_options = pa_json.ReadOptions(use_threads=True, block_size=1 << 19)
+        self._read_options = pa_json.ReadOptions(use_threads=False, block_size=1 << 24)
         self._parse_options = pa_json.ParseOptions(
             explicit_schema=self._schema,
             unexpected_field_behavior="infer",  # an unknown key shows as an extra column
@@ -73,10 +75,11 @@ class ArrowRows:
             return None
         return cls(keys, type_oids)
 
-    def rows(self, text: bytes, lines: list[bytes]) -> bytes | None:
-        """`text`: the chunk's whole lines, each ending in a newline; `lines`: the same,
-        split (without their newlines)."""
-        if not _one_object_per_line(lines) or not _utf8(text):
+    def rows(self, text: bytes) -> tuple[bytes, int] | None:
+        """`text`: whole lines, each ending in a newline. Their COPY text rows and how many
+        (one per line), or None."""
+        starts, ends = _line_bounds(text)
+        if starts is None or not _utf8(text):
             return None
         try:
             table = pa_json.read_json(
@@ -87,24 +90,31 @@ class ArrowRows:
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
-        if table.num_rows != len(lines) or table.num_columns != len(self.keys):
+        if table.num_rows != len(starts) or table.num_columns != len(self.keys):
             return None  # a line held two objects, or some record a key no column maps
-        if not self._every_key_present(table, lines) or not _finite_numbers(table):
+        if not self._every_key_present(table, text, starts, ends):
             return None
-        return self._copy_text(table, escape=ESCAPED_IN_JSON.search(text) is not None)
+        if not _finite_numbers(table):
+            return None
+        escape = ESCAPED_IN_JSON.search(text) is not None
+        return self._copy_text(table, escape), table.num_rows
 
-    def _every_key_present(self, table: pa.Table, lines: list[bytes]) -> bool:
+    def _every_key_present(
+        self, table: pa.Table, text: bytes, starts: np.ndarray, ends: np.ndarray
+    ) -> bool:
         """A null is an explicit `"key":null` or an absent key (drift): the line of each null
         must name its key. `"key":null` cannot occur inside a string (its quotes would be
         escaped) nor straddle one, so finding it on the record's line proves the key is there.
         A null key written otherwise (escapes, other spacing) sends the chunk to the
         line-by-line reader."""
+        find = text.find
         for (compact, spaced), column in zip(self._null_patterns, table.columns, strict=False):
             if column.null_count:
                 is_null = pc.is_null(column, memory_pool=_POOL)
-                null_rows = pc.indices_nonzero(is_null, memory_pool=_POOL).to_numpy().tolist()
-                if not all(compact in lines[row] or spaced in lines[row] for row in null_rows):
-                    return False
+                rows = pc.indices_nonzero(is_null, memory_pool=_POOL).to_numpy()
+                for start, end in zip(starts[rows].tolist(), ends[rows].tolist(), strict=True):
+                    if find(compact, start, end) < 0 and find(spaced, start, end) < 0:
+                        return False
         return True
 
     def _copy_text(self, table: pa.Table, escape: bool) -> bytes:
@@ -128,11 +138,17 @@ class ArrowRows:
         return b"".join(_buffer_bytes(chunk) for chunk in joined.chunks)
 
 
-def _one_object_per_line(lines: list[bytes]) -> bool:
-    """Every line starts with '{' (no blank line, no leading space), so each of the lines
-    pyarrow turns into at least one row; with as many rows as lines, one each. (Sorting
-    bytes puts a line not starting with '{' first or last: a blank one is the smallest.)"""
-    return bool(lines) and min(lines)[:1] == b"{" == max(lines)[:1]
+def _line_bounds(text: bytes) -> tuple[np.ndarray | None, np.ndarray]:
+    """Where each line starts and ends; no starts unless every line starts with '{' (no
+    blank line, no leading space), so that each line gives pyarrow at least one row: with
+    as many rows as lines, one each."""
+    data = np.frombuffer(text, np.uint8)
+    ends = np.flatnonzero(data == _NEWLINE)
+    starts = np.empty_like(ends)
+    starts[:1], starts[1:] = 0, ends[:-1] + 1
+    if not len(ends) or not (data[starts] == _OPEN_BRACE).all():
+        return None, ends
+    return starts, ends
 
 
 def _utf8(text: bytes) -> bool:

@@ -142,7 +142,8 @@ class JsonRowReader:
         self._top = [p[0] for p in self._paths]
         self._chunk_bytes = chunk_bytes
         self._rows = self._generate()
-        self._buffer = bytearray()
+        self._line_no = 0  # the file's lines read so far
+        self._piece, self._position = b"", 0  # the rows being handed out, and how far
         self.records = 0
         self.error: LoadError | None = None  # psycopg2 reports read() failures as its own
         self.key_sets: set[frozenset[str]] = set()  # each distinct set of keys a record had
@@ -151,19 +152,24 @@ class JsonRowReader:
         self._offsets: list[tuple[int, int]] = [(1, 0)]
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        """Up to `size` bytes of rows, as soon as there are some (COPY sends them while the
+        next chunk converts); b"" at the end. `size` < 0: all the rest."""
+        if size < 0:
+            return b"".join(iter(lambda: self.read(1 << 24), b""))
+        while self._position >= len(self._piece):
             try:
                 piece = next(self._rows, None)
             except LoadError as error:
                 self.error = error
                 raise
             if piece is None:
-                break
-            self._buffer += piece
-        if size < 0:
-            size = len(self._buffer)
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
+                return b""
+            self._piece, self._position = piece, 0
+        if self._position == 0 and len(self._piece) <= size:
+            self._position = len(self._piece)
+            return self._piece
+        out = self._piece[self._position : self._position + size]
+        self._position += len(out)
         return out
 
     def source_line(self, record: int) -> int:
@@ -257,81 +263,89 @@ class JsonRowReader:
     def _generate(self) -> Iterator[bytes]:
         pending, first = b"", True
         state = _PendingValue()
-        line_no = 0
         ahead: _Chunk | None = None  # newline-delimited: converted while the previous is sent
         for data in iter(lambda: self._body.read(self._chunk_bytes), b""):
             if first:  # a UTF-8 byte order mark at the start is accepted, as in CSV
                 data, first = data.removeprefix(_BOM), False
             text = pending + data
-            lines = text.split(b"\n")
-            pending = lines.pop()
+            cut = text.rfind(b"\n") + 1
+            whole, pending = text[:cut], text[cut:]  # whole lines, and the start of the next
             if state.one_per_line is None:
-                state.decide(lines)
-            if state.one_per_line:
-                chunk = self._submit(text[: len(text) - len(pending)], lines, line_no)
+                state.decide(whole)
+            if not state.one_per_line:
+                yield self._rows_spread_over_lines(whole, state)
+            elif whole:
+                chunk = self._submit(whole)
                 if ahead is not None:
                     yield self._rows_of(ahead)
                 ahead = chunk
-            else:
-                out: list[str] = []
-                plain = ESCAPED_IN_JSON.search(text) is None
-                for i, line in enumerate(lines, start=1):
-                    self._take(line, line_no + i, state, out, plain)
-                yield "".join(out).encode()
-            line_no += len(lines)
         if ahead is not None:
             yield self._rows_of(ahead)
         self.close()
-        out = []
+        out: list[str] = []
         if pending:
-            line_no += 1
-            self._take(pending, line_no, state, out, ESCAPED_IN_JSON.search(pending) is None)
+            self._line_no += 1
+            plain = ESCAPED_IN_JSON.search(pending) is None
+            self._take(pending, self._line_no, state, out, plain)
         if state.parts or state.scanner.depth > 0:
-            raise LoadError(self._key, state.start or line_no, "file ends inside a JSON value")
+            raise LoadError(
+                self._key, state.start or self._line_no, "file ends inside a JSON value"
+            )
         yield "".join(out).encode()
 
-    def _submit(self, text: bytes, lines: list[bytes], line_no: int) -> _Chunk:
+    def _submit(self, text: bytes) -> _Chunk:
         """Whole lines, handed to the fast path's thread when there is one: pyarrow releases
         the GIL, so the chunk converts while the one before it is sent to COPY."""
         converted = None
-        if self._fast is not None and lines:
+        if self._fast is not None:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="json-fast-path")
-            converted = self._pool.submit(self._fast.rows, text, lines)
-        return _Chunk(text, lines, line_no, converted)
+            converted = self._pool.submit(self._fast.rows, text)
+        return _Chunk(text, converted)
 
     def _rows_of(self, chunk: _Chunk) -> bytes:
         """The chunk's rows: the fast path's, or else read line by line (which refuses a
         bad line with its number)."""
-        rows = chunk.converted.result() if chunk.converted is not None else None
-        if rows is None:
-            return self._rows_line_by_line(chunk)
-        offset = chunk.line_no - self.records
+        converted = chunk.converted.result() if chunk.converted is not None else None
+        if converted is None:
+            return self._rows_line_by_line(chunk.text)
+        rows, count = converted
+        offset = self._line_no - self.records
         if offset != self._offsets[-1][1]:
             self._offsets.append((self.records + 1, offset))
-        self.records += len(chunk.lines)
+        self.records += count
+        self._line_no += count
         keys = frozenset(self._fast.keys)
         if keys != self._last_keys:
             self._last_keys = keys
             self.key_sets.add(keys)
         return rows
 
-    def _rows_line_by_line(self, chunk: _Chunk) -> bytes:
-        plain = ESCAPED_IN_JSON.search(chunk.text) is None
-        line_no, lines = chunk.line_no, chunk.lines
+    def _rows_line_by_line(self, text: bytes) -> bytes:
+        """Newline-delimited records, whole lines of them, one parse per line."""
+        plain = ESCAPED_IN_JSON.search(text) is None
+        lines = text.split(b"\n")[:-1]
+        line_no = self._line_no
+        self._line_no += len(lines)
         records = self._parse_lines(lines)
         if records is None:  # some line is blank or not one whole value: one by one
-            row = self._row
-            numbered = enumerate(lines, start=line_no + 1)
-            out = [row(number, text, plain) for number, line in numbered if (text := line.strip())]
-            return "".join(out).encode()
+            numbered = enumerate(map(bytes.strip, lines), start=line_no + 1)
+            return "".join([self._row(n, line, plain) for n, line in numbered if line]).encode()
         for i, (line, record) in enumerate(zip(lines, records, strict=True), start=1):
             if record.__class__ is dict and line.count(b'":') != len(record):
                 self._refuse_duplicate_keys(line, line_no + i)
         fmt = self._format
-        return "".join(
-            [fmt(line_no + i, r, plain) for i, r in enumerate(records, start=1)]
-        ).encode()
+        out = [fmt(line_no + i, record, plain) for i, record in enumerate(records, start=1)]
+        return "".join(out).encode()
+
+    def _rows_spread_over_lines(self, text: bytes, state: _PendingValue) -> bytes:
+        """Records spread over lines (pretty-printed), whole lines of them."""
+        out: list[str] = []
+        plain = ESCAPED_IN_JSON.search(text) is None
+        for line in text.split(b"\n")[:-1]:
+            self._line_no += 1
+            self._take(line, self._line_no, state, out, plain)
+        return "".join(out).encode()
 
     def close(self) -> None:
         """Stops the fast path's thread (a load that failed may leave a chunk converting)."""
@@ -344,7 +358,7 @@ class JsonRowReader:
     ) -> None:
         text = line.strip()
         if state.one_per_line is None:
-            state.decide([text])
+            state.decide(text)
             if state.one_per_line is None:
                 return
         if state.one_per_line:
@@ -370,13 +384,11 @@ class JsonRowReader:
 
 @dataclass
 class _Chunk:
-    """A chunk's whole lines (`text`, and split), the line before its first, and the fast
-    path's conversion of it under way (None: read line by line)."""
+    """A chunk's whole lines, and the fast path's conversion of them under way (rows, lines;
+    None: read line by line)."""
 
     text: bytes
-    lines: list[bytes]
-    line_no: int
-    converted: Future[bytes | None] | None
+    converted: Future[tuple[bytes, int] | None] | None
 
 
 class _PendingValue:
@@ -389,9 +401,9 @@ class _PendingValue:
         self.start = 0
         self.size = 0
 
-    def decide(self, lines: list[bytes]) -> None:
+    def decide(self, text: bytes) -> None:
         """The first record decides, for the whole file: one per line, or spread over lines."""
-        first = next((text for line in lines if (text := line.strip())), None)
+        first = next((line for line in map(bytes.strip, text.split(b"\n")) if line), None)
         if first is not None:
             self.one_per_line = first[0] == 123 and first[-1] == 125  # '{' ... '}'
 
