@@ -215,13 +215,12 @@ def execute_requests(defs, sensor_def, tick, resources: dict, instance) -> list:
     Returns (result, wall seconds) per run."""
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    targets = sensor_def.job.selection.resolve(defs.assets)
     results = []
     for request in tick.run_requests or []:
         started = time.perf_counter()
         result = materialize(
             [*defs.assets, *defs.asset_checks],
-            selection=AssetSelection.assets(*targets),
+            selection=sensor_def.job.selection,  # its assets and checks
             resources=resources,
             instance=instance,
             partition_key=request.partition_key,

@@ -53,6 +53,9 @@ PublishFor = PublishMode | Callable[[AssetExecutionContext, Selection], PublishM
 REPLACE = Replace()
 
 
+REFRESHES = "refreshes"  # definition metadata: the views a publish refreshes
+
+
 def table_from_s3(
     table: TableSpec,
     *,
@@ -142,6 +145,9 @@ def table_from_s3(
         backfill_policy=BackfillPolicy.single_run() if partitions_def else None,
         kinds={"s3", "sql"},
         pool=table.qualified,
+        metadata={REFRESHES: ", ".join(k.to_user_string() for k in refreshes)}
+        if refreshes
+        else None,
     )
     if isinstance(source, Uploads):
 
@@ -161,6 +167,13 @@ def table_from_s3(
         yield from load(context, warehouse, s3, None)
 
     return decorate(_load)
+
+
+def refreshed_views(loader: AssetsDefinition) -> list[AssetKey]:
+    """The views a `table_from_s3` asset's publish refreshes (its `refreshes`)."""
+    listed = loader.metadata_by_key[loader.key].get(REFRESHES)
+    text = listed.value if hasattr(listed, "value") else listed
+    return [AssetKey.from_user_string(name) for name in text.split(", ")] if text else []
 
 
 def refusal(error: LoadError, table: TableSpec) -> Failure:

@@ -35,6 +35,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 from dagster_aws.s3.sensor import get_objects
 
+from etl_assets.lib.assets import refreshed_views
 from etl_assets.loading import ledger, upload_queue
 from etl_assets.loading.ledger import SourceObject
 from etl_assets.loading.tables import ensure_tables
@@ -204,9 +205,11 @@ def uploads_job(assets: Sequence[AssetsDefinition]) -> UnresolvedAssetJobDefinit
     """The job a sensor's runs belong to, named after the domain (`flights_uploads`), so the
     Runs list shows a target instead of an anonymous selection."""
     group = next(iter(assets[0].group_names_by_key.values()))
+    views = [view for loader in assets for view in refreshed_views(loader)]
     return define_asset_job(
         f"{group}_uploads",
-        selection=AssetSelection.assets(*assets),
+        # the refreshed views' checks too: they read what this run publishes
+        selection=AssetSelection.assets(*assets) | AssetSelection.checks_for_assets(*views),
         description=f"Loads what lands under the {group} upload prefix (started by its sensor).",
     )
 

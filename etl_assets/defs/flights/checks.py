@@ -13,6 +13,7 @@ flights_references = reference_checks(t.FLIGHTS)
 @asset_check(
     asset=AssetKey([t.SCHEMA, "flights_reporting"]),
     description="The view is non-empty and shows every flight exactly once.",
+    additional_deps=[AssetKey([t.SCHEMA, "flights"])],  # in an upload's run: after its publish
 )
 def reporting_has_every_flight_once(warehouse: WarehouseResource) -> AssetCheckResult:
     ((flights, reported),) = warehouse.query(
@@ -30,6 +31,7 @@ def reporting_has_every_flight_once(warehouse: WarehouseResource) -> AssetCheckR
 @asset_check(
     asset=AssetKey([t.SCHEMA, "delayed_flights_agg"]),
     description="The aggregate counts exactly the flights not cancelled that arrived late.",
+    additional_deps=[AssetKey([t.SCHEMA, "flights"])],
 )
 def delayed_agg_matches_flights(warehouse: WarehouseResource) -> AssetCheckResult:
     ((delayed, aggregated),) = warehouse.query(

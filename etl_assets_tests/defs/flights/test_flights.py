@@ -378,6 +378,18 @@ def test_a_reupload_of_an_earlier_snapshot_is_published_again(
         # graph shows them current, not "unsynced" (issue 12 item 5)
         order = [e.asset_key.path[-1] for e in results[0].get_asset_materialization_events()]
         assert order == ["flights", "flights_reporting", "delayed_flights_agg"]
+        # and the views' checks ran in the same run, on what it published
+        views_checked = {
+            e.check_name: e
+            for e in results[0].get_asset_check_evaluations()
+            if e.asset_key.path[-1] != "flights"
+        }
+        assert sorted(views_checked) == [
+            "delayed_agg_matches_flights",
+            "reporting_has_every_flight_once",
+        ]
+        assert all(e.passed for e in views_checked.values())
+        assert views_checked["reporting_has_every_flight_once"].metadata["reported"].value == rows
 
 
 def test_two_uploads_in_one_second_are_named_in_a_warning(loaded, warehouse, s3, s3_client, bucket):
@@ -398,3 +410,28 @@ def test_two_uploads_in_one_second_are_named_in_a_warning(loaded, warehouse, s3,
     )
     assert not order.passed and order.severity.value == "WARN"
     assert f"{second} and {first} landed in the same instant" in order.description
+
+
+def test_an_uploads_run_checks_the_refreshed_views_after_the_publish() -> None:
+    """Issue 12 item 5: the views' checks are in the sensor's job, each after the table's load
+    (in a multiprocess run they would otherwise race it and read the previous snapshot)."""
+    from etl_assets.definitions import defs
+
+    graph = defs.resolve_job_def("flights_uploads").graph
+    upstream = {
+        node.name: {
+            out.node_name
+            for out in graph.dependency_structure.all_upstream_outputs_from_node(node.name)
+        }
+        for node in graph.nodes
+    }
+    view_checks = {
+        name: deps
+        for name, deps in upstream.items()
+        if name.split("__")[1].startswith(("flights_reporting_", "delayed_flights_agg_"))
+    }
+    assert set(view_checks) == {
+        "flights__flights_reporting_reporting_has_every_flight_once",
+        "flights__delayed_flights_agg_delayed_agg_matches_flights",
+    }
+    assert all(deps == {"flights__flights"} for deps in view_checks.values())
