@@ -128,15 +128,7 @@ def time_s3_load(warehouse, client, obj: SourceObject, file_format) -> float:
 
 def time_disk_copy(warehouse, path: Path) -> float:
     reset(warehouse)
-    started = time.perf_counter()
-    with warehouse.get_connection() as conn, conn.cursor() as cur, open(path, "rb") as handle:
-        cur.copy_expert(
-            "copy sparkify.staging_events from stdin with (format csv, header true)",
-            handle,
-            size=1 << 18,
-        )
-        conn.commit()
-    return time.perf_counter() - started
+    return _time_copy_from_file(warehouse, "sparkify.staging_events", path)
 
 
 def time_raw_copy_limit(warehouse, path: Path) -> float:
@@ -145,13 +137,13 @@ def time_raw_copy_limit(warehouse, path: Path) -> float:
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         cur.execute("create table sparkify.bench_plain (like sparkify.staging_events)")
         conn.commit()
+    return _time_copy_from_file(warehouse, "sparkify.bench_plain", path)
+
+
+def _time_copy_from_file(warehouse, table: str, path: Path) -> float:
     with warehouse.get_connection() as conn, conn.cursor() as cur, open(path, "rb") as handle:
         started = time.perf_counter()
-        cur.copy_expert(
-            "copy sparkify.bench_plain from stdin with (format csv, header true)",
-            handle,
-            size=1 << 18,
-        )
+        cur.copy_expert(f"copy {table} from stdin with (format csv, header true)", handle, 1 << 18)
         conn.commit()
         return time.perf_counter() - started
 
