@@ -171,9 +171,8 @@ def table_from_s3(
 
 def refreshed_views(loader: AssetsDefinition) -> list[AssetKey]:
     """The views a `table_from_s3` asset's publish refreshes (its `refreshes`)."""
-    listed = loader.metadata_by_key[loader.key].get(REFRESHES)
-    text = listed.value if hasattr(listed, "value") else listed
-    return [AssetKey.from_user_string(name) for name in text.split(", ")] if text else []
+    listed: str = loader.metadata_by_key[loader.key].get(REFRESHES, "")
+    return [AssetKey.from_user_string(name) for name in listed.split(", ") if name]
 
 
 def refusal(error: LoadError, table: TableSpec) -> Failure:
