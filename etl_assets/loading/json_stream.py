@@ -281,9 +281,18 @@ class JsonRowReader:
                 if ahead is not None:
                     yield self._rows_of(ahead)
                 ahead = chunk
+            if len(pending) > MAX_VALUE_BYTES:
+                break  # no newline for 4 MB: stop reading rather than hold the file
         if ahead is not None:
             yield self._rows_of(ahead)
         self.close()
+        if len(pending) > MAX_VALUE_BYTES:
+            raise LoadError(
+                self._key,
+                self._line_no + 1,
+                f"line longer than {MAX_VALUE_BYTES} bytes: a JSON object holds at most that"
+                " in Redshift's COPY; write one object per line",
+            )
         out: list[str] = []
         if pending:
             self._line_no += 1

@@ -282,3 +282,43 @@ def test_a_value_the_warehouse_refuses_in_a_fast_chunk_is_named_by_its_file_line
         load_logs(warehouse, s3_client, bucket, "logs/big.json", "\n".join(lines).encode(), True)
     assert (refused.value.line, refused.value.column) == (15_002, "session_id")
     assert "out of range" in refused.value.reason
+
+
+class CountingBody(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_line_over_4_mb_is_refused_without_reading_the_rest(fast: bool) -> None:
+    """A file without newlines (objects separated by spaces, or one huge object) would
+    otherwise be held whole in memory before its first line could be read."""
+    head = b"\n".join(no_nulls(i) for i in range(2)) + b"\n"
+    body = CountingBody(head + (b'{"name": "' + b"x" * 200 + b'"} ') * 100_000)
+    reader = JsonRowReader(body, "k.json", PATHS, 1 << 20, fast=fast_path() if fast else None)
+    with pytest.raises(LoadError) as refused:
+        while reader.read(1 << 20):
+            pass
+    reader.close()
+    assert refused.value.line == 3 and "line longer than 4194304 bytes" in refused.value.reason
+    assert body.bytes_read <= 4 * 1024 * 1024 + 2 * (1 << 20)  # of a 21 MB file
+
+
+def test_an_unexpected_error_in_the_fast_path_fails_the_read(monkeypatch) -> None:
+    """The converting thread's exception reaches COPY's reader: nothing is loaded quietly."""
+
+    def broken(self, text):
+        raise MemoryError("pyarrow ran out")
+
+    monkeypatch.setattr(ArrowRows, "rows", broken)
+    data = b"\n".join(no_nulls(i) for i in range(100)) + b"\n"
+    reader = JsonRowReader(io.BytesIO(data), "k.json", PATHS, 1 << 20, fast=fast_path())
+    with pytest.raises(MemoryError, match="pyarrow ran out"):
+        reader.read(1 << 20)
+    reader.close()
