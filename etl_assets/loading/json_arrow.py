@@ -108,7 +108,7 @@ class ArrowRows:
         A null key written otherwise (escapes, other spacing) sends the chunk to the
         line-by-line reader."""
         find = text.find
-        for (compact, spaced), column in zip(self._null_patterns, table.columns, strict=False):
+        for (compact, spaced), column in zip(self._null_patterns, table.columns, strict=True):
             if column.null_count:
                 is_null = pc.is_null(column, memory_pool=_POOL)
                 rows = pc.indices_nonzero(is_null, memory_pool=_POOL).to_numpy()
