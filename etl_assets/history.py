@@ -10,6 +10,7 @@ from datetime import datetime
 from psycopg2 import sql
 
 from etl_assets import domains
+from etl_assets.defs.landing.keys import ACTION_ORDER
 from etl_assets.loading import ledger
 from etl_assets.loading.dialect import checked_identifier
 from etl_assets.resources.warehouse import WarehouseResource
@@ -42,12 +43,31 @@ def file_history(
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         if not _ledger_exists(cur):
             return [], None
-        rows = ledger.file_history(cur, table, since, _decode(cursor), limit + 1)
+        rows = ledger.file_history(
+            cur, table, since, _decode(cursor), limit + 1, rank_in_second=_LANDING_RANK
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     token = _encode(rows[-1]) if more else None
     actions = {d.name: d.key_action for d in domains.discover() if d.key_action}
     return [_json_ready(row, actions) for row in rows], token
+
+
+# the landing zone's order within one second (`etl_assets.defs.landing.keys.landing_order`),
+# read from the key (`landing/<db>/<action>/<table>/<file>`): schema files first, then by file
+# name, then by action
+_ACTION_RANK = sql.SQL("case split_part(object_key, '/', 3) {} else {} end").format(
+    sql.SQL(" ").join(
+        sql.SQL("when {} then {}").format(sql.Literal(action), sql.Literal(rank))
+        for rank, action in enumerate(ACTION_ORDER)
+    ),
+    sql.Literal(len(ACTION_ORDER)),
+)
+_LANDING_RANK = [
+    sql.SQL("case split_part(object_key, '/', 3) when 'schema' then 0 else 1 end"),
+    sql.SQL("split_part(object_key, '/', 5)"),
+    _ACTION_RANK,
+]
 
 
 def _ledger_exists(cur) -> bool:
@@ -62,6 +82,7 @@ def _json_ready(row: dict, actions: dict) -> dict:
     """`actions`: domain -> what a key of that domain asks for (e.g. "append")."""
     key_action = actions.get(row["key"].split("/", 1)[0])
     action = key_action(row["key"]) if key_action else None
+    row.pop("position")
     landed, processed = row.pop("landed_at"), row.pop("processed_at")
     return {
         **row,
@@ -79,16 +100,19 @@ def _time(text: str, name: str) -> datetime:
 
 
 def _encode(row: dict) -> str:
-    position = [row["landed_at"].isoformat(), row["processed_at"].isoformat(), row["key"]]
+    landed, *ranks, recorded = row["position"]
+    position = [landed.isoformat(), *ranks, recorded.isoformat()]
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
 
 
-def _decode(token: str | None) -> tuple[datetime, datetime, str] | None:
+def _decode(token: str | None) -> tuple | None:
     if not token:
         return None
     try:
-        landed, processed, key = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(landed), datetime.fromisoformat(processed), key
+        landed, *ranks, recorded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if len(ranks) != len(_LANDING_RANK) + 1 or not all(isinstance(r, int | str) for r in ranks):
+            raise TypeError("not a position")
+        return datetime.fromisoformat(landed), *ranks, datetime.fromisoformat(recorded)
     except (ValueError, TypeError):
         raise BadRequest("cursor is not one this API returned") from None
 

@@ -39,16 +39,24 @@ def test_files_prints_each_version_with_its_status(landed) -> None:
     )
     assert done.returncode == 0, done.stderr
     files = json.loads(done.stdout)
-    # oldest landing first; files landed in the same second (LastModified) in the order they
-    # were processed: the truncate was refused before the append was loaded
-    assert [(f["key"].split("/")[-1], f["action"], f["status"]) for f in files] == [
-        ("events.json", "schema", "loaded"),
-        ("02_reset.csv", "truncate", "rejected"),
-        ("01_events.csv", "append", "loaded"),
-    ]
+    # landing order: by the second each landed, and within one second (S3 orders nothing
+    # inside one) schema files first, then by file name; the files land in one second or not,
+    # as the upload's timing has it
+    landed_at = {f["key"].split("/")[-1]: f["landed_at"][:19] for f in files}
+    rank = {"events.json": 0, "01_events.csv": 1, "02_reset.csv": 2}
+    expected = sorted(rank, key=lambda name: (landed_at[name], rank[name]))
+    assert [f["key"].split("/")[-1] for f in files] == expected
+    verdicts = {f["key"].split("/")[-1]: (f["action"], f["status"]) for f in files}
+    assert verdicts == {
+        "events.json": ("schema", "loaded"),
+        "02_reset.csv": ("truncate", "rejected"),
+        "01_events.csv": ("append", "loaded"),
+    }
     assert [f["landed_at"] for f in files] == sorted(f["landed_at"] for f in files)
-    assert files[2]["rows"] == 3 and files[2]["etag"] and files[2]["size"] > 0
-    assert "not allowed" in files[1]["error"] and files[1]["run_id"]
+    by_name = {f["key"].split("/")[-1]: f for f in files}
+    appended, reset = by_name["01_events.csv"], by_name["02_reset.csv"]
+    assert appended["rows"] == 3 and appended["etag"] and appended["size"] > 0
+    assert "not allowed" in reset["error"] and reset["run_id"]
     text = subprocess.run(
         [sys.executable, "-m", "etl_assets.cli", "files", "--table", "dev.events"],
         env=cli_env(landed),

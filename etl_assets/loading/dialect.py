@@ -17,7 +17,7 @@ from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.ledger import LEDGER
 from etl_assets.resources.warehouse import DEFAULT_ROLE
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"\A[a-z_][a-z0-9_]{0,62}\Z")  # \Z: `$` allows a trailing newline
 
 
 def checked_identifier(name: str) -> sql.Identifier:

@@ -6,9 +6,9 @@ so the ledger and the data it describes commit or vanish together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
@@ -97,6 +97,41 @@ def recorded_versions(
         (target_table, tuple(keys), status),
     )
     return {(b, k, e) for b, k, e in cur.fetchall()}
+
+
+# A listing's LastModified (whole seconds) and a notification's event time (milliseconds) of
+# one upload may differ by about a second; landing times further apart are different uploads.
+SAME_UPLOAD_WITHIN = timedelta(seconds=2)
+
+
+def recorded_uploads(
+    cur: Cursor, target_table: str, objects: Iterable[SourceObject], status: str | None = None
+) -> set[SourceObject]:
+    """Which of these uploads (a version *and* when it landed: the same content landing again
+    later is a new upload) the ledger has a verdict for (with `status`, or any)."""
+    objects = list(objects)
+    keys = sorted({o.key for o in objects})
+    if not keys:
+        return set()
+    cur.execute(
+        sql.SQL(
+            "select bucket, object_key, etag, last_modified from {} where target_table = %s"
+            " and object_key in %s and status = coalesce(%s, status)"
+        ).format(LEDGER),
+        (target_table, tuple(keys), status),
+    )
+    landed: dict[tuple[str, str, str], list[datetime | None]] = {}
+    for bucket, key, etag, last_modified in cur.fetchall():
+        landed.setdefault((bucket, key, etag), []).append(last_modified)
+    return {o for o in objects if _same_upload(naive_utc(o.last_modified), landed.get(o.version))}
+
+
+def _same_upload(moment: datetime | None, recorded: list[datetime | None] | None) -> bool:
+    if not recorded:
+        return False
+    if moment is None:
+        return True
+    return any(at is None or abs(at - moment) <= SAME_UPLOAD_WITHIN for at in recorded)
 
 
 def loaded_anywhere(cur: Cursor, bucket: str, keys: list[str]) -> set[tuple[str, str]]:
@@ -199,38 +234,59 @@ FILE_FIELDS = (
 )
 
 
+NO_RANK: list[sql.Composable] = []
+
+
 def file_history(
     cur: Cursor,
     target_table: str,
     landed_since: datetime | None = None,
-    after: tuple[datetime, datetime, str] | None = None,
+    after: tuple | None = None,
     limit: int = 1000,
+    rank_in_second: Sequence[sql.Composable] = NO_RANK,
 ) -> list[dict]:
-    """What happened to each file version of a table, oldest landing first: one row per
-    ledger entry. `after` is the (landed_at, processed_at, key) of the last row already seen."""
+    """What happened to each file version of a table, in landing order: by when it landed,
+    then `rank_in_second` (expressions over `object_key`: how its domain orders files whose
+    LastModified is the same whole second, which S3 does not), then key; one row per ledger
+    entry. `after` is the `position` of the last row already seen."""
+    position = [
+        sql.SQL("last_modified"),
+        *rank_in_second,
+        sql.SQL("object_key"),
+        sql.SQL("recorded_at"),
+    ]
     clauses = [sql.SQL("target_table = %(t)s")]
     if landed_since is not None:
         clauses.append(sql.SQL("last_modified >= %(since)s"))
     if after is not None:
-        clauses.append(
-            sql.SQL(
-                "(last_modified > %(a0)s or (last_modified = %(a0)s and (recorded_at > %(a1)s"
-                " or (recorded_at = %(a1)s and object_key > %(a2)s))))"
-            )
-        )
+        clauses.append(_after(position))
+    listed = sql.SQL(", ").join(position)
     cur.execute(
         sql.SQL(
             "select object_key, etag, size_bytes, last_modified, target_table, status, records,"
-            " rows_loaded, error, run_id, recorded_at from {} where {}"
-            " order by last_modified, recorded_at, object_key limit %(limit)s"
-        ).format(LEDGER, sql.SQL(" and ").join(clauses)),
+            " rows_loaded, error, run_id, recorded_at, {position} from {ledger} where {where}"
+            " order by {position} limit %(limit)s"
+        ).format(position=listed, ledger=LEDGER, where=sql.SQL(" and ").join(clauses)),
         {
             "t": target_table,
             "since": naive_utc(landed_since),
-            "a0": after[0] if after else None,
-            "a1": after[1] if after else None,
-            "a2": after[2] if after else None,
+            **{f"a{i}": value for i, value in enumerate(after or ())},
             "limit": limit,
         },
     )
-    return [dict(zip(FILE_FIELDS, row, strict=True)) for row in cur.fetchall()]
+    fields = len(FILE_FIELDS)
+    return [
+        {**dict(zip(FILE_FIELDS, row[:fields], strict=True)), "position": tuple(row[fields:])}
+        for row in cur.fetchall()
+    ]
+
+
+def _after(position: list[sql.Composable], first: int = 0) -> sql.Composable:
+    """`position > (%(a0)s, %(a1)s, ...)` spelled out term by term (Redshift compares no row
+    values)."""
+    term, value = position[first], sql.Placeholder(f"a{first}")
+    if first == len(position) - 1:
+        return sql.SQL("{} > {}").format(term, value)
+    return sql.SQL("({t} > {v} or ({t} = {v} and {rest}))").format(
+        t=term, v=value, rest=_after(position, first + 1)
+    )

@@ -23,7 +23,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading import ledger
-from etl_assets.loading.dialect import serialize, table_ref
+from etl_assets.loading.dialect import checked_identifier, serialize, table_ref
 from etl_assets.loading.formats import FileFormat
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.postgres_copy import LoadedFile, LoadError, fill_from_objects
@@ -31,14 +31,17 @@ from etl_assets.loading.progress import Report
 from etl_assets.loading.publish import (
     INCREMENTAL,
     Append,
+    MergeByKey,
     PublishMode,
     Replace,
     ReplacePartition,
     Snapshot,
     clear_for_in_place,
     fills_in_place,
+    keys_already_published,
     publish,
     rows_written_here,
+    shadow_name,
 )
 from etl_assets.loading.redshift_copy import CopyAccess, fill_from_s3
 from etl_assets.loading.retry import retry_serialization
@@ -102,7 +105,7 @@ class LoadTarget:
 
     @property
     def shadow(self) -> sql.Identifier:
-        return sql.Identifier(f"{self.table}__shadow")
+        return shadow_name(self.schema, self.table)
 
 
 class Converter(Protocol):
@@ -123,6 +126,14 @@ class LoadStep:
     file_format: FileFormat
     checks: ShadowCheck | None = None
     converter: Converter | None = None
+    # several files whose blocking checks fail together are not all refused: the caller tries
+    # them one by one (each file gets its own verdict)
+    split_on_rejection: bool = False
+
+
+# (cursor, objects) -> those of them that already have a verdict and must not be applied again;
+# asked under the target's write lock, so two runs of the same files apply them once
+AlreadyRecorded = Callable[[Cursor, str, Sequence[SourceObject]], set[SourceObject]]
 
 
 @dataclass
@@ -142,10 +153,11 @@ class StepRejected(Exception):
     """A step's blocking checks failed: the transaction was rolled back, the step's files are
     recorded as rejected. `index` is the step's position in `load_together`."""
 
-    def __init__(self, result: LoadResult, index: int = 0):
+    def __init__(self, result: LoadResult, index: int = 0, split: bool = False):
         super().__init__("blocking checks failed")
         self.result = result
         self.index = index
+        self.split = split  # not recorded: try the step's files one by one
 
 
 class ObjectLoader:
@@ -157,12 +169,17 @@ class ObjectLoader:
         s3_client,
         run_id: str | None = None,
         report: Report | None = None,
+        already_recorded: AlreadyRecorded | None = None,
     ):
-        """`report`: told how far large files have streamed (a run's log)."""
+        """`report`: told how far large files have streamed (a run's log).
+        `already_recorded`: which objects have a verdict already (asked under the target's lock
+        before a load and before a refusal is recorded: each gets one verdict); by default a
+        load skips the versions it has published."""
         self.warehouse = warehouse
         self.s3 = s3_client
         self.run_id = run_id
         self.report = report
+        self.already_recorded = already_recorded
 
     def load(
         self,
@@ -246,11 +263,7 @@ class ObjectLoader:
                 serialize(cur, self.warehouse.dialect, name)
             for index, step in enumerate(steps):
                 load_id = str(uuid.uuid4())
-                pending = (
-                    list(step.objects)
-                    if force
-                    else self._not_yet_published(cur, step.target, step.objects)
-                )
+                pending = self._pending(cur, step, force)
                 if pending is None:
                     results.append(LoadResult("up_to_date", load_id, [], []))
                     continue
@@ -267,6 +280,14 @@ class ObjectLoader:
                     raise
             conn.commit()
         return results
+
+    def _pending(self, cur: Cursor, step: LoadStep, force: bool) -> list[SourceObject] | None:
+        if self.already_recorded is not None:
+            done = self.already_recorded(cur, step.target.name, step.objects)
+            return [o for o in step.objects if o not in done] or None
+        if force:
+            return list(step.objects)
+        return self._not_yet_published(cur, step.target, step.objects)
 
     def _publish_step(
         self, conn, cur: Cursor, step: LoadStep, load_id: str, first_write: bool
@@ -294,10 +315,14 @@ class ObjectLoader:
             raise
         checked = WrittenRows(staging.checked, written)
         outcomes = step.checks(cur, checked, files) if step.checks else []
+        outcomes += _keys_free(cur, target, staging)
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
+            result = LoadResult("rejected", load_id, files, outcomes)
+            if step.split_on_rejection and len(step.objects) > 1:
+                raise StepRejected(result, split=True)
             self._record_failed_checks(target, files, outcomes, load_id)
-            raise StepRejected(LoadResult("rejected", load_id, files, outcomes))
+            raise StepRejected(result)
         rows = finish_publish(cur, target, staging, sum(f.rows for f in files))
         entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
         self._record(cur, entries, target, load_id)
@@ -429,11 +454,21 @@ class ObjectLoader:
     def record_refusal(self, target: LoadTarget, source: SourceObject, reason: str) -> None:
         """A file refused before any load (its route, its contract, its header): the ledger
         records it as rejected with the reason."""
-        entry = LedgerEntry(source, ledger.REJECTED, error=reason)
+        self.record_verdict(target, source, ledger.REJECTED, reason)
+
+    def record_verdict(
+        self, target: LoadTarget, source: SourceObject, status: str, reason: str
+    ) -> None:
+        """A verdict reached without a load (rejected, superseded), with its reason."""
+        entry = LedgerEntry(source, status, error=reason)
         self._record_alone([entry], target, str(uuid.uuid4()))
 
     def _record_alone(self, entries: list[LedgerEntry], target: LoadTarget, load_id: str) -> None:
         with self.warehouse.get_connection() as conn, conn.cursor() as cur:
+            if self.already_recorded is not None:
+                serialize(cur, self.warehouse.dialect, target.name)
+                done = self.already_recorded(cur, target.name, [e.source for e in entries])
+                entries = [e for e in entries if e.source not in done]
             self._record(cur, entries, target, load_id)
             conn.commit()
 
@@ -471,6 +506,19 @@ def _housekeep(cur: Cursor, target: LoadTarget) -> None:
             cur.execute(statement)
         except psycopg2.Error as error:
             log.warning("%s %s after publish: %s", verb, target.name, error)
+
+
+KEYS_FREE = "key_not_published_yet"
+
+
+def _keys_free(cur: Cursor, target: LoadTarget, staging: Staging) -> list[CheckOutcome]:
+    """A keyed append through a shadow: no row may repeat a key the table holds (in place, the
+    table's primary key refuses it during COPY; a shadow has none, and Redshift enforces none)."""
+    if staging.in_place or not isinstance(target.mode, Append) or not target.mode.key:
+        return []
+    taken = keys_already_published(cur, target.ref, staging.fill, target.mode.key)
+    detail = f"{taken} row(s) repeat a key ({', '.join(target.mode.key)}) already in {target.name}"
+    return [CheckOutcome(KEYS_FREE, taken == 0, detail if taken else "no key already published")]
 
 
 def _refuse_rows_outside(
@@ -521,8 +569,22 @@ def prepare_staging(
         if not isinstance(target.mode, Append):
             clear_for_in_place(cur, target.schema, target.table)
         return Staging(target.ref, rows_written_here(target.ref, target.mode), True)
-    cur.execute(sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref))
+    cur.execute(shadow_statement(target))
     return Staging(target.shadow, target.shadow, False)
+
+
+def shadow_statement(target: LoadTarget) -> sql.Composed:
+    """An empty session-private copy of the target's structure. A merge of some columns only
+    gets those columns and none of the target's NOT NULLs (CREATE TABLE AS inherits no
+    constraints: https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_AS.html): the
+    rows it updates keep their other columns."""
+    mode = target.mode
+    if isinstance(mode, MergeByKey) and mode.columns:
+        columns = sql.SQL(", ").join(checked_identifier(c) for c in mode.columns)
+        return sql.SQL("create temp table {} as select {} from {} where 1 = 0").format(
+            target.shadow, columns, target.ref
+        )
+    return sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref)
 
 
 def finish_publish(cur: Cursor, target: LoadTarget, staging: Staging, rows_in_place: int) -> int:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 CHUNK_BYTES = 1 << 18
 JSON_CHUNK_BYTES = 1 << 22  # what the fast path parses at once (of 1, 2, 4, 8 MB: the fastest)
-_COPY_LINE = re.compile(r"COPY \w+, line (\d+)(?:, column (\w+))?")
+_COPY_LINE = re.compile(r"COPY [\w-]+, line (\d+)(?:, column (\w+))?")
 # a row COPY refuses: a value its column refuses, or a constraint (NOT NULL, CHECK) it breaks
 ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
 
@@ -212,7 +212,7 @@ def _copy_error(
         reason = f"{reason}: {error.diag.message_detail.strip()}"
     too_wide = BYTE_CHECK.match(error.diag.constraint_name or "")
     if too_wide:  # see `widths_in_bytes`
-        column = too_wide.group(2)
+        column = too_wide.group(2) + ("…" if too_wide.group(3) else "")
         reason = (
             f"value longer than {too_wide.group(1)} bytes in UTF-8 (the warehouse's VARCHAR"
             " and CHAR widths count bytes, not characters)"

@@ -23,6 +23,8 @@ On Redshift TRUNCATE would commit on its own and publish an empty table mid-load
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg2 import sql
@@ -52,15 +54,22 @@ class ReplacePartition:
 
 @dataclass(frozen=True)
 class Append:
-    """The load's rows are added; each file version is appended once."""
+    """The load's rows are added; each file version is appended once. With a `key`, a row whose
+    key is already published refuses the load (PostgreSQL's primary key enforces it on an
+    in-place append; a shadow is checked before publish, on both dialects)."""
+
+    key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class MergeByKey:
-    """Rows whose key exists are replaced by the load's, the others inserted; each file version
-    is merged once. The key must be unique and not null in the load (a blocking check)."""
+    """Rows whose key exists get the load's values of `columns` (None: every column) and keep
+    their other columns; rows with a new key are inserted (columns not loaded are NULL). Each
+    file version is merged once. The key must be unique and not null in the load (a blocking
+    check)."""
 
     key: tuple[str, ...]
+    columns: tuple[str, ...] | None = None
 
 
 PublishMode = Replace | Snapshot | ReplacePartition | Append | MergeByKey
@@ -91,10 +100,34 @@ def clear_for_in_place(cur: Cursor, schema: str, table: str) -> None:
     cur.execute(sql.SQL("delete from {}").format(table_ref(schema, table)))
 
 
+def shadow_name(schema: str, table: str) -> sql.Identifier:
+    """A load's session-private shadow table. Not `<table>__shadow`: PostgreSQL cuts names at
+    63 bytes, so a 63-character table's shadow would be named like the table itself. The dash
+    keeps it apart from every table an identifier check lets through."""
+    digest = hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:16]
+    return sql.Identifier(f"etl-shadow-{digest}")
+
+
+def keys_already_published(
+    cur: Cursor, target: sql.Identifier, shadow: sql.Identifier, key: Sequence[str]
+) -> int:
+    """How many of the shadow's rows carry a key the target already holds."""
+    match = _key_match(sql.Identifier("t"), sql.Identifier("s"), key)
+    cur.execute(
+        sql.SQL("select count(*) from {} s where exists (select 1 from {} t where {})").format(
+            shadow, target, match
+        )
+    )
+    return cur.fetchone()[0]
+
+
 def publish(cur: Cursor, schema: str, table: str, shadow: sql.Identifier, mode: PublishMode) -> int:
-    """Move the shadow's rows into `schema.table` as `mode` says; returns the rows inserted."""
+    """Move the shadow's rows into `schema.table` as `mode` says; returns the rows inserted or
+    updated."""
     target = table_ref(schema, table)
-    delete = _delete_statement(target, checked_identifier(table), shadow, mode)
+    if isinstance(mode, MergeByKey):
+        return _merge(cur, target, checked_identifier(table), shadow, mode)
+    delete = _delete_statement(target, mode)
     if delete is not None:
         cur.execute(delete)
     cur.execute(sql.SQL("insert into {} select * from {}").format(target, shadow))
@@ -103,19 +136,62 @@ def publish(cur: Cursor, schema: str, table: str, shadow: sql.Identifier, mode: 
     return rows
 
 
-def _delete_statement(
-    target: sql.Identifier, name: sql.Identifier, shadow: sql.Identifier, mode: PublishMode
-) -> sql.Composable | None:
+def _delete_statement(target: sql.Identifier, mode: PublishMode) -> sql.Composable | None:
     if isinstance(mode, Append):
         return None
     if isinstance(mode, ReplacePartition):
         return sql.SQL("delete from {} where {}").format(target, mode.rows)
-    if isinstance(mode, MergeByKey):
-        # DELETE ... USING: https://docs.aws.amazon.com/redshift/latest/dg/r_DELETE.html, the
-        # staging-table merge of https://docs.aws.amazon.com/redshift/latest/dg/merge-replacing-existing-rows.html
-        match = sql.SQL(" and ").join(
-            sql.SQL("{t}.{c} = {s}.{c}").format(t=name, s=shadow, c=checked_identifier(column))
-            for column in mode.key
-        )
-        return sql.SQL("delete from {} using {} where {}").format(target, shadow, match)
     return sql.SQL("delete from {}").format(target)
+
+
+def _merge(
+    cur: Cursor,
+    target: sql.Identifier,
+    name: sql.Identifier,
+    shadow: sql.Identifier,
+    mode: MergeByKey,
+) -> int:
+    """UPDATE the columns the load names where the key exists, INSERT the new keys: a partial
+    header updates only its columns. The staging-table merge of
+    https://docs.aws.amazon.com/redshift/latest/dg/merge-specify-a-column-list.html; the
+    target gets no alias in UPDATE (https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html),
+    so its columns are named by the table's own name, which the shadow's name never equals."""
+    key = [checked_identifier(k) for k in mode.key]
+    columns = [checked_identifier(c) for c in mode.columns] if mode.columns else None
+    if columns is None:
+        cur.execute(sql.SQL("select * from {} limit 0").format(shadow))
+        columns = [checked_identifier(d.name) for d in cur.description]
+    updated = 0
+    assigned = [c for c in columns if c not in key]
+    if assigned:
+        cur.execute(
+            sql.SQL("update {} set {} from {} where {}").format(
+                target,
+                sql.SQL(", ").join(
+                    sql.SQL("{c} = {s}.{c}").format(c=c, s=shadow) for c in assigned
+                ),
+                shadow,
+                _key_match(name, shadow, mode.key),
+            )
+        )
+        updated = cur.rowcount
+    # the docs' next step: drop from the stage the rows whose key the target has, insert the rest
+    cur.execute(
+        sql.SQL("delete from {s} using {t} where {match}").format(
+            s=shadow, t=target, match=_key_match(shadow, name, mode.key)
+        )
+    )
+    listed = sql.SQL(", ").join(columns)
+    cur.execute(
+        sql.SQL("insert into {} ({}) select {} from {}").format(target, listed, listed, shadow)
+    )
+    inserted = cur.rowcount
+    cur.execute(sql.SQL("drop table {}").format(shadow))
+    return updated + inserted
+
+
+def _key_match(left: sql.Identifier, right: sql.Identifier, key: Sequence[str]) -> sql.Composable:
+    return sql.SQL(" and ").join(
+        sql.SQL("{l}.{c} = {r}.{c}").format(l=left, r=right, c=checked_identifier(column))
+        for column in key
+    )

@@ -3,6 +3,7 @@ its checks are generated from (key, not-null columns, references to other tables
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,8 +125,15 @@ def widths_in_bytes(cur: Cursor, schema: str, table: str) -> None:
         )
 
 
-BYTE_CHECK = re.compile(r"^bytes_(\d+)_(\w+)$")
+BYTE_CHECK = re.compile(r"^bytes_(\d+)_(\w+?)(__[0-9a-f]{8})?$")
 
 
 def byte_check_name(column: str, width: int) -> str:
-    return f"bytes_{width}_{column}"[:63]
+    """`bytes_<n>_<column>`; where that passes PostgreSQL's 63 bytes, the column's first
+    characters and a hash of its whole name (two long names sharing a prefix keep a CHECK each;
+    a refusal names the column by its first characters)."""
+    name = f"bytes_{width}_{column}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha1(column.encode()).hexdigest()[:8]
+    return f"{name[:53]}__{digest}"

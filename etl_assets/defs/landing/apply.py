@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.defs.landing import tables as registry
@@ -21,14 +23,15 @@ from etl_assets.defs.landing.contract import (
     parse_schema_file,
     plan_evolution,
 )
-from etl_assets.defs.landing.keys import LandingKey
+from etl_assets.defs.landing.keys import LandingKey, landing_order
 from etl_assets.lib.checks import combine, rows_match_source, unique_not_null
 from etl_assets.loading import ledger
-from etl_assets.loading.dialect import serialize
+from etl_assets.loading.dialect import checked_identifier, serialize, table_ref
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.loader import (
+    AlreadyRecorded,
     CheckOutcome,
     LoadResult,
     LoadStep,
@@ -42,6 +45,7 @@ from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
 from etl_assets.loading.tables import create_schema, ensure_tables, widths_in_bytes
 from etl_assets.resources.warehouse import WarehouseResource
 
+log = logging.getLogger(__name__)
 HEADER_BYTES = 1 << 16
 MAX_SCHEMA_BYTES = 1 << 20
 
@@ -97,37 +101,72 @@ def apply_files(
     replay: bool = False,
     force: bool = False,
     report: Report | None = None,
+    gone: Sequence[Landed] = (),
 ) -> TableRun:
-    """Apply one table's files in the order given (landing order), each version once: a
-    version the ledger already has (loaded or rejected) is skipped. A `replay` applies a
-    rejected version again (after its contract was fixed); `force` applies loaded ones too.
-    `report`: told how far large files have streamed."""
+    """Apply one table's files in landing order, each upload once: an upload the ledger has a
+    verdict for (loaded, rejected, superseded) is skipped. A `replay` applies a rejected upload
+    again (after its contract was fixed); `force` applies loaded ones too. `report`: told how
+    far large files have streamed. `gone`: uploads requested but no longer in the bucket.
+
+    Every upload ends with one verdict, whatever happens: an error that is not a refusal of
+    the file's data (the warehouse refusing DDL, a bug) is recorded as the rejection of the
+    file(s) it concerns, and the other files still apply."""
     ensure_tables(warehouse, [registry.REGISTRY])
+    landed = in_landing_order(landed)
     run = TableRun(landed[0].route.qualified if landed else "")
-    loader = ObjectLoader(warehouse, s3_client, run_id, report)
-    landed = _not_yet_applied(warehouse, run, landed, replay, force)
+    skip = _already_recorded(replay, force)
+    loader = ObjectLoader(warehouse, s3_client, run_id, report, already_recorded=skip)
+    for item in gone:
+        run.outcomes.append(_superseded(loader, item))
+    landed = _not_yet_applied(warehouse, run, landed, skip)
     for batch in _batches(landed):
-        if batch[0].route.action == "schema":
-            run.outcomes.append(_apply_schema(warehouse, s3_client, batch[0], run_id, loader))
-        else:
-            run.outcomes.extend(_apply_data(warehouse, s3_client, batch, loader, force))
+        run.outcomes.extend(_apply_batch(warehouse, s3_client, batch, run_id, loader))
     return run
 
 
+def in_landing_order(landed: Sequence[Landed]) -> list[Landed]:
+    order = landing_order([(item.source.last_modified, item.route) for item in landed])
+    return [landed[i] for i in order]
+
+
+def _already_recorded(replay: bool, force: bool) -> AlreadyRecorded:
+    """Uploads not to apply again: with a verdict; for a replay, loaded; forced, none."""
+    status = ledger.LOADED if replay else None
+
+    def recorded(cur: Cursor, table: str, sources: Sequence[SourceObject]) -> set[SourceObject]:
+        if force:
+            return set()
+        return ledger.recorded_uploads(cur, table, sources, status)
+
+    return recorded
+
+
 def _not_yet_applied(
-    warehouse: WarehouseResource, run: TableRun, landed: list[Landed], replay: bool, force: bool
+    warehouse: WarehouseResource, run: TableRun, landed: list[Landed], skip: AlreadyRecorded
 ) -> list[Landed]:
-    if force or not landed:
+    """Leaves out what has a verdict already (asked again under the table's lock when each is
+    applied: a concurrent run may get there first)."""
+    if not landed:
         return landed
     with warehouse.get_connection() as conn, conn.cursor() as cur:
-        status = ledger.LOADED if replay else None
-        done = ledger.recorded_versions(cur, run.table, [i.source for i in landed], status)
+        done = skip(cur, run.table, [i.source for i in landed])
     for item in landed:
-        if item.source.version in done:
-            run.outcomes.append(
-                Outcome(item.source.key, "up_to_date", "this version was already applied")
-            )
-    return [item for item in landed if item.source.version not in done]
+        if item.source in done:
+            run.outcomes.append(Outcome(item.source.key, "up_to_date", ALREADY_APPLIED))
+    return [item for item in landed if item.source not in done]
+
+
+ALREADY_APPLIED = "this upload already has its verdict in the ledger"
+
+
+def _superseded(loader: ObjectLoader, item: Landed) -> Outcome:
+    reason = (
+        f"{item.source.key}: no longer in the bucket when its run started (deleted, or"
+        " replaced by a newer upload, which is applied on its own)"
+    )
+    target = LoadTarget(item.route.db, item.route.table)
+    loader.record_verdict(target, item.source, ledger.SUPERSEDED, reason)
+    return Outcome(item.source.key, ledger.SUPERSEDED, reason)
 
 
 def _batches(landed: list[Landed]) -> list[list[Landed]]:
@@ -144,6 +183,37 @@ def _batches(landed: list[Landed]) -> list[list[Landed]]:
     return batches
 
 
+def _apply_batch(
+    warehouse: WarehouseResource, s3_client, batch: list[Landed], run_id, loader: ObjectLoader
+) -> list[Outcome]:
+    """One batch; on an error that names no file, each of its files on its own, and a file
+    that still fails alone is rejected with the error."""
+    try:
+        if batch[0].route.action == "schema":
+            return [_apply_schema(warehouse, s3_client, batch[0], run_id, loader)]
+        return _apply_data(warehouse, s3_client, batch, loader)
+    except Exception as error:  # noqa: BLE001 - every upload must end with a verdict
+        if len(batch) > 1:
+            return [
+                o
+                for item in batch
+                for o in _apply_batch(warehouse, s3_client, [item], run_id, loader)
+            ]
+        item = batch[0]
+        reason = f"{item.source.key}: not applied: {describe(error)}"
+        log.exception("landing: %s", reason)
+        target = LoadTarget(item.route.db, item.route.table)
+        loader.record_verdict(target, item.source, ledger.REJECTED, reason)
+        return [Outcome(item.source.key, "rejected", reason)]
+
+
+def describe(error: BaseException) -> str:
+    """An unexpected error in one line, without the row values a database error may append
+    (PostgreSQL's DETAIL and CONTEXT lines)."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first}"[:1000]
+
+
 # ---- schema files -----------------------------------------------------------------------
 
 
@@ -154,42 +224,63 @@ def _apply_schema(
     target = LoadTarget(route.db, route.table)
     try:
         contract = parse_schema_file(_read_small(s3_client, source), route.table)
-        detail = _declare(warehouse, item, contract, run_id)
+        detail = _declare(warehouse, item, contract, run_id, loader)
     except (ContractError, Refused) as error:
         reason = f"{source.key}: {error}"
         loader.record_refusal(target, source, reason)
         return Outcome(source.key, "rejected", reason)
-    return Outcome(source.key, "loaded" if detail else "up_to_date", detail or "already declared")
+    if detail is None:
+        return Outcome(source.key, "up_to_date", ALREADY_APPLIED)
+    return Outcome(source.key, "loaded", detail)
 
 
-def _declare(warehouse: WarehouseResource, item: Landed, contract: SchemaFile, run_id) -> str:
+def _declare(
+    warehouse: WarehouseResource,
+    item: Landed,
+    contract: SchemaFile,
+    run_id,
+    loader: ObjectLoader,
+) -> str | None:
     """Create or evolve the table and register the contract, with the ledger row, in one
-    transaction; '' when this exact schema file is already the one in force."""
+    transaction. None when this upload has a verdict already (another run applied it)."""
     route, source = item.route, item.source
     with warehouse.get_connection() as conn, conn.cursor() as cur:
         if not warehouse.is_redshift:
-            serialize(cur, warehouse.dialect, "ddl")
+            serialize(cur, warehouse.dialect, f"ddl:{route.db}")
         serialize(cur, warehouse.dialect, route.qualified)
+        if loader.already_recorded and loader.already_recorded(cur, route.qualified, [source]):
+            return None
         current = registry.declared_contract(cur, route.db, route.table)
-        if current is not None and current == contract:
-            return ""
         if current is None:
             detail = _create(cur, route, contract)
+        elif current == contract:
+            detail = "already declared: the contract in force is the same"
         else:
-            changes = plan_evolution(current, contract)
-            for statement in registry.evolve_statements(
-                route.db, route.table, current, contract, changes, warehouse.dialect
-            ):
-                cur.execute(statement)
-            detail = "evolved: " + (
-                ", ".join(f"{c.kind} {c.column.name}" for c in changes) or "allowed operations"
-            )
+            detail = _evolve(cur, route, current, contract, warehouse.dialect)
         if not warehouse.is_redshift:
             widths_in_bytes(cur, route.db, route.table)
         registry.register(cur, route, contract, source)
         _ledger(cur, source, route, ledger.LOADED, run_id)
         conn.commit()
     return detail
+
+
+def _evolve(
+    cur: Cursor, route: LandingKey, current: SchemaFile, contract: SchemaFile, dialect: str
+) -> str:
+    if "schema" not in current.allowed_operations:
+        raise Refused(
+            f"action schema is not allowed for {route.qualified}"
+            f" (allowed_operations: {', '.join(current.allowed_operations)})"
+        )
+    changes = plan_evolution(current, contract)
+    for statement in registry.evolve_statements(
+        route.db, route.table, current, contract, changes, dialect
+    ):
+        cur.execute(statement)
+    return "evolved: " + (
+        ", ".join(f"{c.kind} {c.column.name}" for c in changes) or "allowed operations"
+    )
 
 
 def _create(cur: Cursor, route: LandingKey, contract: SchemaFile) -> str:
@@ -225,11 +316,7 @@ def _read_small(s3_client, source: SourceObject) -> bytes:
 
 
 def _apply_data(
-    warehouse: WarehouseResource,
-    s3_client,
-    batch: list[Landed],
-    loader: ObjectLoader,
-    force: bool = False,
+    warehouse: WarehouseResource, s3_client, batch: list[Landed], loader: ObjectLoader
 ) -> list[Outcome]:
     route = batch[0].route
     target_name = LoadTarget(route.db, route.table)
@@ -245,7 +332,7 @@ def _apply_data(
             loader.record_refusal(target_name, item.source, reason)
             outcomes.append(Outcome(item.source.key, "rejected", reason))
     if ready:
-        outcomes.extend(_load_together(loader, _steps(ready, contract), force))
+        outcomes.extend(_load_together(loader, _steps(ready, contract)))
     order = {item.source.key: i for i, item in enumerate(batch)}
     return sorted(outcomes, key=lambda o: order[o.key])
 
@@ -272,8 +359,11 @@ def _columns_for(s3_client, item: Landed, contract: SchemaFile | None) -> tuple[
     if duplicated:
         raise Refused(f"line 1: columns named twice: {duplicated}")
     missing = [c.name for c in contract.columns if not c.nullable and c.name not in header]
-    if missing:
+    if missing and route.action != "upsert":  # an upsert may update some columns only
         raise Refused(f"line 1: required columns absent: {missing}")
+    absent_key = [k for k in contract.primary_key if k not in header]
+    if absent_key:
+        raise Refused(f"line 1: primary key columns absent: {absent_key}")
     return tuple(header)
 
 
@@ -316,25 +406,33 @@ def _steps(ready: list[tuple[Landed, tuple[str, ...]]], contract: SchemaFile) ->
 
 def _step(group: list[tuple[Landed, tuple[str, ...]]], contract: SchemaFile) -> LoadStep:
     route, columns = group[0][0].route, group[0][1]
-    target = LoadTarget(route.db, route.table, _mode(route.action, contract))
+    target = LoadTarget(route.db, route.table, _mode(route.action, contract, columns))
     sources = [item.source for item, _ in group]
-    return LoadStep(target, sources, Csv(columns=columns), _checks(contract))
+    checks = _checks(contract, route, columns)
+    return LoadStep(target, sources, Csv(columns=columns), checks, split_on_rejection=True)
 
 
-def _load_together(loader: ObjectLoader, steps: list[LoadStep], force: bool) -> list[Outcome]:
-    """Publish the steps in one transaction. A refused file (or a step whose blocking checks
-    fail) is recorded by the loader and left out; the others are tried again together."""
+def _load_together(loader: ObjectLoader, steps: list[LoadStep]) -> list[Outcome]:
+    """Publish the steps in one transaction. A refused file (or a one-file step whose blocking
+    checks fail) is recorded by the loader and left out; a step of several files whose checks
+    fail is tried file by file (a key repeated across two files refuses the second only); the
+    others are tried again together."""
     outcomes: list[Outcome] = []
     while steps:
         try:
-            results = loader.load_together(steps, force=force)
+            results = loader.load_together(steps)
         except LoadError as error:
             outcomes.append(Outcome(error.key, "rejected", str(error)))
             steps = _without_file(steps, error.key)
             continue
         except StepRejected as rejected:
-            outcomes.extend(_outcomes(rejected.result, steps[rejected.index].objects))
-            steps = steps[: rejected.index] + steps[rejected.index + 1 :]
+            index, step = rejected.index, steps[rejected.index]
+            if rejected.split:
+                alone = [replace(step, objects=[o]) for o in step.objects]
+                steps = steps[:index] + alone + steps[index + 1 :]
+            else:
+                outcomes.extend(_outcomes(rejected.result, step.objects))
+                steps = steps[:index] + steps[index + 1 :]
             continue
         for step, result in zip(steps, results, strict=True):
             outcomes.extend(_outcomes(result, step.objects))
@@ -352,7 +450,7 @@ def _outcomes(result: LoadResult, sources: Sequence[SourceObject]) -> list[Outco
         outcomes = [
             Outcome(o.key, "loaded", "", loaded[o.key].rows)
             if o.key in loaded and result.status == "published"
-            else Outcome(o.key, "up_to_date", "this version is already loaded")
+            else Outcome(o.key, "up_to_date", ALREADY_APPLIED)
             for o in sources
         ]
     outcomes[0].checks = list(result.checks)
@@ -364,15 +462,48 @@ def _without_file(steps: list[LoadStep], key: str) -> list[LoadStep]:
     return [s for s in kept if s.objects]
 
 
-def _mode(action: str, contract: SchemaFile) -> PublishMode:
+def _mode(action: str, contract: SchemaFile, columns: tuple[str, ...]) -> PublishMode:
     if action == "truncate":
         return Replace()
     if action == "upsert":
-        return MergeByKey(tuple(contract.primary_key))
-    return Append()
+        return MergeByKey(tuple(contract.primary_key), columns)
+    return Append(tuple(contract.primary_key))
 
 
-def _checks(contract: SchemaFile) -> ShadowCheck:
+def _checks(contract: SchemaFile, route: LandingKey, columns: tuple[str, ...]) -> ShadowCheck:
+    checks = [rows_match_source()]
     if contract.primary_key:
-        return combine(rows_match_source(), unique_not_null(*contract.primary_key))
-    return rows_match_source()
+        checks.append(unique_not_null(*contract.primary_key))
+    missing = [c.name for c in contract.columns if not c.nullable and c.name not in columns]
+    if missing and route.action == "upsert":
+        checks.append(_new_keys_complete(route, contract.primary_key, missing))
+    return combine(*checks)
+
+
+NEW_KEYS_COMPLETE = "new_keys_have_required_columns"
+
+
+def _new_keys_complete(route: LandingKey, key: list[str], missing: list[str]) -> ShadowCheck:
+    """A partial upsert updates existing keys; a new key would be a row without the required
+    columns the file does not name."""
+    target = table_ref(route.db, route.table)
+    match = sql.SQL(" and ").join(
+        sql.SQL("t.{0} = s.{0}").format(checked_identifier(k)) for k in key
+    )
+
+    def check(cur: Cursor, rows: sql.Composable, files) -> list[CheckOutcome]:
+        cur.execute(
+            sql.SQL(
+                "select count(*) from {} s where not exists (select 1 from {} t where {})"
+            ).format(rows, target, match)
+        )
+        new = cur.fetchone()[0]
+        detail = (
+            f"{new} row(s) with a key not in {route.qualified}: a new row needs {missing},"
+            " which the file does not name"
+            if new
+            else f"every key exists: only the named columns are updated ({missing} kept)"
+        )
+        return [CheckOutcome(NEW_KEYS_COMPLETE, new == 0, detail)]
+
+    return check

@@ -108,7 +108,7 @@ def landing_tables(
     `upsert` merges them on the primary key. Refused files fail the run with their reasons;
     what was published stays."""
     client = s3.get_client()
-    landed = _landed(warehouse, client, s3.bucket, context.partition_key, config)
+    landed, gone = _landed(warehouse, client, s3.bucket, context.partition_key, config)
     run = apply_files(
         warehouse,
         client,
@@ -117,6 +117,7 @@ def landing_tables(
         replay=config.replay,
         force=config.force,
         report=context.log.info,
+        gone=gone,
     )
     db, table = context.partition_key.split(".", 1)
     if _exists(warehouse, db, table):
@@ -132,7 +133,8 @@ def landing_tables(
 
 def _landed(
     warehouse: WarehouseResource, s3_client, bucket: str, partition: str, config: LandedFiles
-) -> list[Landed]:
+) -> tuple[list[Landed], list[Landed]]:
+    """The uploads to apply, and those requested but no longer in the bucket."""
     db, table = partition.split(".", 1)
     # only this table's folders (one per action), not every file of the db
     listed = [
@@ -141,37 +143,28 @@ def _landed(
         for o in list_objects(s3_client, bucket, f"{PREFIX}{db}/{action}/{table}/")
         if _routes_to(o, partition)
     ]
-    if config.files:
-        landed_at = {(f.key, f.etag): f.landed_at for f in config.files}
-        chosen = [
-            replace(o, last_modified=_when(landed_at[o.key, o.etag], o))
-            for o in listed
-            if (o.key, o.etag) in landed_at
-        ]
-        order = {(f.key, f.etag): i for i, f in enumerate(config.files)}
-        chosen.sort(key=lambda o: order[(o.key, o.etag)])
-    else:
+    if not config.files:
         with warehouse.get_connection() as conn, conn.cursor() as cur:
-            seen = ledger.recorded_versions(cur, partition, listed)
-        chosen = sorted(
-            (o for o in listed if o.version not in seen), key=lambda o: (o.last_modified, o.key)
-        )
-    landed = [Landed(o, parse_key(o.key)) for o in chosen]
-    # Of files landed in the same second (a listing's LastModified has no fraction) a schema
-    # file applies first; a stable sort keeps the landing order otherwise. By the second,
-    # not the full time: a fraction known for some files only (a notification's event time)
-    # would move a file ahead of one that landed before it.
-    return sorted(
-        landed,
-        key=lambda item: (
-            item.source.last_modified.replace(microsecond=0),
-            item.route.action != "schema",
-        ),
-    )
+            seen = ledger.recorded_uploads(cur, partition, listed)
+        return [Landed(o, parse_key(o.key)) for o in listed if o not in seen], []
+    present = {(o.key, o.etag): o for o in listed}
+    chosen, gone = [], []
+    for f in config.files:
+        found = present.get((f.key, f.etag))
+        if found is not None:
+            chosen.append(
+                Landed(replace(found, last_modified=_when(f.landed_at, found)), parse_key(f.key))
+            )
+        else:
+            source = SourceObject(bucket, f.key, f.etag, 0, _when(f.landed_at, None))
+            gone.append(Landed(source, parse_key(f.key)))
+    return chosen, gone
 
 
-def _when(landed_at: str | None, listed: SourceObject) -> datetime | None:
-    return datetime.fromisoformat(landed_at) if landed_at else listed.last_modified
+def _when(landed_at: str | None, listed: SourceObject | None) -> datetime | None:
+    if landed_at:
+        return datetime.fromisoformat(landed_at)
+    return listed.last_modified if listed else None
 
 
 def _routes_to(source: SourceObject, partition: str) -> bool:

@@ -17,7 +17,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# \A...\Z, not ^...$: `$` also matches before a trailing newline
+IDENTIFIER = re.compile(r"\A[a-z_][a-z0-9_]{0,62}\Z")
+# names every table has already: PostgreSQL's system columns
+# (https://www.postgresql.org/docs/current/ddl-system-columns.html) and Redshift's hidden ones
+SYSTEM_COLUMNS = frozenset(
+    ("oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "insertxid", "deletexid")
+)
+MAX_COLUMNS = 1600  # both dialects' limit per table
+MAX_CHAR = 4096  # Redshift's CHAR(n) limit (bytes, single-byte characters only)
+MAX_CONTRACT_BYTES = 65535  # landing.tables.contract, as stored
 ACTIONS = ("append", "truncate", "upsert", "schema")
 Action = Literal["append", "truncate", "upsert", "schema"]
 _SIZED = re.compile(r"^(varchar|char)\((\d{1,5})\)$")
@@ -47,7 +56,10 @@ def canonical_type(text: str) -> str:
     if kind in _PLAIN:
         return kind
     sized = _SIZED.match(kind)
-    if sized and 1 <= int(sized.group(2)) <= MAX_VARCHAR:
+    if sized:
+        limit = MAX_CHAR if sized.group(1) == "char" else MAX_VARCHAR
+        if not 1 <= int(sized.group(2)) <= limit:
+            raise ValueError(f"{sized.group(1)}(n) takes 1 <= n <= {limit}, not {text!r}")
         return f"{sized.group(1)}({int(sized.group(2))})"
     decimal = _DECIMAL.match(kind)
     if (
@@ -76,6 +88,8 @@ class Column(BaseModel):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
+        if value in SYSTEM_COLUMNS:
+            raise ValueError(f"{value!r} is a system column's name in the warehouse")
         return _identifier(value)
 
     @field_validator("type")
@@ -90,7 +104,7 @@ class SchemaFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     table: str
-    columns: list[Column] = Field(min_length=1)
+    columns: list[Column] = Field(min_length=1, max_length=MAX_COLUMNS)
     primary_key: list[str] = Field(default_factory=list)
     allowed_operations: list[Action] = Field(default_factory=lambda: list(ACTIONS))
 
@@ -105,6 +119,9 @@ class SchemaFile(BaseModel):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"columns declared twice: {duplicated}")
+        repeated = sorted({k for k in self.primary_key if self.primary_key.count(k) > 1})
+        if repeated:
+            raise ValueError(f"primary_key names a column twice: {repeated}")
         unknown = [k for k in self.primary_key if k not in names]
         if unknown:
             raise ValueError(f"primary_key names undeclared columns: {unknown}")
@@ -128,10 +145,18 @@ def parse_schema_file(body: bytes, table_in_key: str) -> SchemaFile:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ContractError(f"not JSON: {error}") from None
+    except RecursionError:
+        raise ContractError("not a contract: JSON nested too deep") from None
     try:
         contract = SchemaFile.model_validate(document)
     except ValidationError as error:
         raise ContractError(_first_problem(error)) from None
+    size = len(contract.to_json().encode())
+    if size > MAX_CONTRACT_BYTES:
+        raise ContractError(
+            f"the contract is {size} bytes once normalized; at most {MAX_CONTRACT_BYTES}"
+            " (fewer or shorter columns)"
+        )
     if contract.table != table_in_key:
         raise ContractError(
             f"field table: declares {contract.table!r} but the key's table is {table_in_key!r}"

@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 import pkgutil
 from dataclasses import dataclass
+from datetime import datetime
 
 import etl_assets.defs
 from etl_assets.defs.landing.contract import ACTIONS, IDENTIFIER
+from etl_assets.loading.ledger import naive_utc
 
 PREFIX = "landing/"
+# S3 tells no order within a second (LastModified has whole seconds; a notification's event
+# time has milliseconds, but only where a queue is configured): files landed in one second
+# apply schema files first, then by file name (name them 01_..., 02_... or by time), and a
+# truncate before an append or upsert of the same file name.
+ACTION_ORDER = ("schema", "truncate", "append", "upsert")
 DEFAULT_DATABASES = "dev"
 # schemas a landing db may never be: the audit ledger, PostgreSQL's and Redshift's own
 RESERVED = ("etl_audit", "public", "information_schema", "pg_catalog", "pg_internal")
@@ -30,6 +37,25 @@ class LandingKey:
     @property
     def qualified(self) -> str:
         return f"{self.db}.{self.table}"
+
+
+def landing_order(landed: list[tuple[datetime | None, LandingKey]]) -> list[int]:
+    """The order (indexes into `landed`) in which files apply: by landing time; within a second
+    whose order S3 cannot tell (a listing's LastModified has whole seconds), schema files
+    first, then by file name, then ACTION_ORDER. Where every time in a second has its
+    milliseconds (a notification's event time), they order that second."""
+    times = [naive_utc(at) if at else datetime.min for at, _ in landed]
+    coarse = {at.replace(microsecond=0) for at in times if at.microsecond == 0}
+
+    def position(index: int) -> tuple:
+        at, route = times[index], landed[index][1]
+        second = at.replace(microsecond=0)
+        fraction = 0 if second in coarse else at.microsecond
+        schema_first = route.action != "schema"
+        action = ACTION_ORDER.index(route.action)
+        return (second, fraction, schema_first, route.file_name, action, route.key)
+
+    return sorted(range(len(landed)), key=position)
 
 
 def allowed_databases() -> tuple[str, ...]:

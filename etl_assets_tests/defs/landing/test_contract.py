@@ -45,12 +45,40 @@ def test_types_both_dialects_share(text: str, canonical: str) -> None:
         ({"primary_key": ["nope"]}, "primary_key names undeclared columns"),
         ({"allowed_operations": ["drop"]}, "field allowed_operations.0"),
         ({"surprise": 1}, "field surprise"),
-        ({"columns": [{"name": "v", "type": "varchar(70000)"}]}, "unknown type"),
+        ({"columns": [{"name": "v", "type": "varchar(70000)"}]}, "varchar(n) takes 1 <= n <="),
+        # Redshift's CHAR holds at most 4,096 bytes
+        ({"columns": [{"name": "v", "type": "char(65535)"}]}, "char(n) takes 1 <= n <= 4096"),
+        ({"columns": [{"name": "v", "type": "char(4097)"}]}, "char(n) takes 1 <= n <= 4096"),
+        # names the warehouse has already on every table
+        ({"columns": [{"name": "xmin", "type": "integer"}]}, "'xmin' is a system column"),
+        ({"columns": [{"name": "ctid", "type": "integer"}]}, "'ctid' is a system column"),
+        # `$` would let a trailing newline through
+        ({"columns": [{"name": "name\n", "type": "integer"}]}, "field columns.0.name"),
+        ({"table": "users\n"}, "field table"),
+        ({"primary_key": ["user_id", "user_id"]}, "primary_key names a column twice"),
+        (
+            {"columns": [{"name": f"c{i}", "type": "integer"} for i in range(1601)]},
+            "field columns: List should have at most 1600 items",
+        ),
     ],
 )
 def test_an_invalid_schema_file_names_the_field(change: dict, reason: str) -> None:
-    with pytest.raises(ContractError, match=reason.replace("(", r"\(")):
+    with pytest.raises(ContractError, match=re.escape(reason)):
         contract({**USERS_V1, **change})
+
+
+def test_a_contract_too_large_to_register_or_nested_too_deep_is_refused() -> None:
+    """1,600 columns pass the column limit, but their contract would overflow the registry's
+    varchar(65535); a 100,000-deep document overflows the parser's recursion."""
+    wide = {
+        "table": "wide",
+        "columns": [{"name": f"column_{i:04d}_{'x' * 40}", "type": "integer"} for i in range(1600)],
+        "allowed_operations": ["append"],
+    }
+    with pytest.raises(ContractError, match="at most 65535"):
+        contract(wide)
+    with pytest.raises(ContractError, match="nested too deep"):
+        parse_schema_file(b"[" * 100_000 + b"]" * 100_000, "users")
 
 
 def test_not_json_and_a_table_other_than_the_key_are_refused() -> None:
@@ -148,10 +176,11 @@ def test_ddl_renders_declared_types_nullability_and_key(stack) -> None:
         ("landing/dev/append/usérs/x.csv", "not an identifier"),
         ("landing/dev/append/my users/x.csv", "not an identifier"),
         ("landing/Dev/append/users/x.csv", "db 'Dev' is not an identifier"),
+        ("landing/dev/append/users\n/x.csv", "table 'users\\n' is not an identifier"),
     ],
 )
 def test_a_key_that_cannot_be_routed_names_the_segment(key: str, reason: str) -> None:
-    with pytest.raises(RoutingError, match=reason.replace("(", r"\(")):
+    with pytest.raises(RoutingError, match=re.escape(reason)):
         parse_key(key)
 
 
