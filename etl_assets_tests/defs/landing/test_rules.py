@@ -1,0 +1,283 @@
+"""The landing zone's rules on combinations of actions, through the sensor and its runs: what
+each file does to its table, the order files apply in, and one verdict per upload whatever
+happens in the run."""
+
+import json
+import threading
+import time
+
+import pytest
+from dagster import DagsterInstance
+
+from etl_assets.defs.landing.apply import Landed, apply_files
+from etl_assets.defs.landing.keys import parse_key
+from etl_assets.defs.landing.sample_data import USERS_V1
+from etl_assets.loading.sources import list_objects
+from etl_assets_tests.defs.landing.test_landing import land, ledger, tick, users
+
+USERS_ONLY = {"dev/schema/users/users_v1.json": json.dumps(USERS_V1)}
+
+
+@pytest.fixture
+def instance():
+    return DagsterInstance.ephemeral()
+
+
+@pytest.fixture
+def declared(warehouse, s3, s3_client, bucket, instance) -> str | None:
+    """dev.users declared, with Ada (1) and Grace (2); returns the sensor's cursor."""
+    land(s3_client, bucket, USERS_ONLY)
+    _, cursor = tick(warehouse, s3, instance)
+    land(s3_client, bucket, {"dev/append/users/00_seed.csv": "user_id,name\n1,Ada\n2,Grace\n"})
+    _, cursor = tick(warehouse, s3, instance, cursor)
+    assert users(warehouse) == [(1, "Ada", None), (2, "Grace", None)]
+    return cursor
+
+
+def verdicts(warehouse) -> dict[str, list[str]]:
+    """file name -> the statuses the ledger recorded for it, oldest first."""
+    rows = warehouse.query(
+        "select object_key, status from etl_audit.file_ledger order by recorded_at"
+    )
+    found: dict[str, list[str]] = {}
+    for key, status in rows:
+        found.setdefault(key.rsplit("/", 1)[-1], []).append(status)
+    return found
+
+
+def land_in_one_second(s3_client, bucket: str, files: dict[str, str]) -> None:
+    """Upload in the order given, all with the same LastModified second (S3 then tells no
+    order: the landing rule decides). Uploads straddling a second are made again."""
+    for _ in range(10):
+        for name, body in files.items():
+            s3_client.put_object(Bucket=bucket, Key=f"landing/{name}", Body=body.encode())
+        stamps = {
+            s3_client.head_object(Bucket=bucket, Key=f"landing/{name}")["LastModified"]
+            for name in files
+        }
+        if len(stamps) == 1:
+            return
+        time.sleep(0.3)
+    raise AssertionError("could not land the files within one second")
+
+
+def test_an_append_repeating_a_key_an_upsert_just_added_is_refused_alone(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """upsert (adds 7) then append (7 again, and 8) then append (9) in one batch: the second
+    file alone is refused; it used to fail publish with a UniqueViolation that rolled back the
+    whole batch, recorded nothing, and crashed every later tick."""
+    land(s3_client, bucket, {"dev/upsert/users/01_up.csv": "user_id,name,level\n7,Seven,free\n"})
+    time.sleep(1.1)  # the appends land a second later: ordered after the upsert by any rule
+    land(
+        s3_client,
+        bucket,
+        {
+            "dev/append/users/02_add.csv": "user_id,name\n7,Again\n8,Eight\n",
+            "dev/append/users/03_more.csv": "user_id,name\n9,Nine\n",
+        },
+    )
+    (run,), _ = tick(warehouse, s3, instance, declared)
+    assert not run.success  # it reports the refused file
+    assert [u[0] for u in users(warehouse)] == [1, 2, 7, 9]
+    assert verdicts(warehouse)["02_add.csv"] == ["rejected"]
+    assert verdicts(warehouse)["01_up.csv"] == verdicts(warehouse)["03_more.csv"] == ["loaded"]
+    ((_, error),) = ledger(warehouse, "02_add.csv")
+    assert "repeat a key (user_id) already in dev.users" in error
+    again, _ = tick(warehouse, s3, instance, cursor=None)  # a lost cursor: all listed again
+    assert all(r.success for r in again)
+    assert [u[0] for u in users(warehouse)] == [1, 2, 7, 9]
+
+
+def test_a_partial_upsert_updates_only_the_columns_it_names(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    land(s3_client, bucket, {"dev/upsert/users/01_level.csv": "user_id,level\n1,paid\n"})
+    tick(warehouse, s3, instance, declared)
+    assert users(warehouse) == [(1, "Ada", "paid"), (2, "Grace", None)]  # Ada keeps her name
+    # a new key would be a row without its required name: refused, nothing changes
+    land(s3_client, bucket, {"dev/upsert/users/02_new.csv": "user_id,level\n2,free\n3,paid\n"})
+    tick(warehouse, s3, instance)
+    assert users(warehouse) == [(1, "Ada", "paid"), (2, "Grace", None)]
+    ((status, error),) = ledger(warehouse, "02_new.csv")
+    assert status == "rejected" and "a new row needs ['name']" in error
+
+
+def test_two_upserts_of_one_key_in_one_tick_both_apply_in_order(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    land_in_one_second(
+        s3_client,
+        bucket,
+        {
+            "dev/upsert/users/01_a.csv": "user_id,name,level\n1,Ada,free\n",
+            "dev/upsert/users/02_b.csv": "user_id,level\n1,gold\n",
+        },
+    )
+    tick(warehouse, s3, instance, declared)
+    assert users(warehouse)[0] == (1, "Ada", "gold")
+    assert verdicts(warehouse)["01_a.csv"] == verdicts(warehouse)["02_b.csv"] == ["loaded"]
+
+
+def test_a_truncate_and_an_append_landing_in_one_second_apply_by_file_name(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """No notification queue (S3's default): LastModified has whole seconds. By key the append
+    (`append/...`) sorted before the truncate (`truncate/...`) and was wiped by it, while the
+    ledger said loaded. Within a second the file names decide."""
+    land_in_one_second(
+        s3_client,
+        bucket,
+        {
+            "dev/truncate/users/01_reset.csv": "user_id,name\n10,Ten\n",
+            "dev/append/users/02_add.csv": "user_id,name\n11,Eleven\n",
+        },
+    )
+    tick(warehouse, s3, instance, declared)
+    assert [u[0] for u in users(warehouse)] == [10, 11]
+
+
+def test_a_schema_change_the_warehouse_refuses_is_rejected_and_the_batch_goes_on(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """A view on dev.users keeps PostgreSQL from widening a column it reads: the evolution is
+    recorded as rejected with the warehouse's reason, and the data file after it applies."""
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        cur.execute("create view dev.user_names as select name from dev.users")
+        conn.commit()
+    wider = {**USERS_V1, "columns": [*USERS_V1["columns"][:1], {**USERS_V1["columns"][1]}]}
+    wider["columns"][1]["type"] = "varchar(40)"
+    wider["columns"].append(USERS_V1["columns"][2])
+    land(s3_client, bucket, {"dev/schema/users/users_v2.json": json.dumps(wider)})
+    land(s3_client, bucket, {"dev/append/users/05_after.csv": "user_id,name\n5,Five\n"})
+    runs, _ = tick(warehouse, s3, instance, declared)
+    assert [u[0] for u in users(warehouse)] == [1, 2, 5]
+    ((status, error),) = ledger(warehouse, "users_v2.json")
+    assert status == "rejected" and "not applied" in error and "view" in error
+    assert verdicts(warehouse)["05_after.csv"] == ["loaded"]
+    assert "Failing row" not in error and "DETAIL" not in error
+
+
+def test_the_same_files_applied_by_two_runs_at_once_apply_once(
+    declared, warehouse, s3_client, bucket
+) -> None:
+    """`etl-assets replay` or a manual materialization bypass the run queue: two runs apply
+    the same truncate + append at once. The second waits for the table's lock, finds both
+    verdicts and applies nothing (the truncate applied twice used to lose the append)."""
+    land(
+        s3_client,
+        bucket,
+        {
+            "dev/truncate/users/01_reset.csv": "user_id,name\n10,Ten\n",
+            "dev/append/users/02_add.csv": "user_id,name\n11,Eleven\n",
+        },
+    )
+    listed = [
+        o
+        for o in list_objects(s3_client, bucket, "landing/dev/")
+        if o.key.endswith(".csv") and "/00_seed" not in o.key
+    ]
+    landed = [Landed(o, parse_key(o.key)) for o in listed]
+    errors: list[BaseException] = []
+
+    def apply() -> None:
+        try:
+            apply_files(warehouse, s3_client, landed, run_id=None)
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=apply) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert [u[0] for u in users(warehouse)] == [10, 11]
+    assert verdicts(warehouse)["01_reset.csv"] == verdicts(warehouse)["02_add.csv"] == ["loaded"]
+
+
+def test_a_re_upload_is_a_new_upload(declared, warehouse, s3, s3_client, bucket, instance):
+    """A -> B -> A under one key: the third upload is applied (same content, landed later),
+    as is a refused file uploaded again unchanged once its contract allows it."""
+    key = "dev/truncate/users/snapshot.csv"
+    contents = ["user_id,name\n1,A\n", "user_id,name\n2,B\n", "user_id,name\n1,A\n"]
+    cursor = declared
+    for body in contents:
+        started = time.monotonic()
+        land(s3_client, bucket, {key: body})
+        _, cursor = tick(warehouse, s3, instance, cursor)
+        time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))  # a later LastModified
+        assert users(warehouse) == [(int(body[13]), body[15], None)]
+    assert verdicts(warehouse)["snapshot.csv"] == ["loaded"] * 3
+
+    append_only = {**USERS_V1, "allowed_operations": ["append", "schema"]}
+    land(s3_client, bucket, {"dev/schema/users/users_v2.json": json.dumps(append_only)})
+    _, cursor = tick(warehouse, s3, instance, cursor)
+    time.sleep(2.5)
+    land(s3_client, bucket, {key: "user_id,name\n3,C\n"})
+    _, cursor = tick(warehouse, s3, instance, cursor)
+    assert verdicts(warehouse)["snapshot.csv"][-1] == "rejected"
+    land(s3_client, bucket, {"dev/schema/users/users_v3.json": json.dumps(USERS_V1)})
+    _, cursor = tick(warehouse, s3, instance, cursor)
+    time.sleep(2.5)
+    land(s3_client, bucket, {key: "user_id,name\n3,C\n"})  # unchanged: the same ETag
+    tick(warehouse, s3, instance, cursor)
+    assert users(warehouse) == [(3, "C", None)]
+    assert verdicts(warehouse)["snapshot.csv"][-2:] == ["rejected", "loaded"]
+
+
+def test_a_contract_without_schema_in_its_operations_takes_no_new_contract(
+    warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """A table declared without `schema` in allowed_operations keeps its contract: a new
+    schema file (here re-enabling truncate) is refused."""
+    frozen = {**USERS_V1, "allowed_operations": ["append", "upsert"]}
+    land(s3_client, bucket, {"dev/schema/users/v1.json": json.dumps(frozen)})
+    _, cursor = tick(warehouse, s3, instance)
+    land(s3_client, bucket, {"dev/schema/users/v2.json": json.dumps(USERS_V1)})
+    tick(warehouse, s3, instance, cursor)
+    ((status, error),) = ledger(warehouse, "v2.json")
+    assert status == "rejected" and "action schema is not allowed for dev.users" in error
+    (contract,) = warehouse.query("select contract from landing.tables")[0]
+    assert json.loads(contract)["allowed_operations"] == ["append", "upsert"]
+
+
+def test_a_table_named_with_63_characters_takes_upserts_and_appends(
+    warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """Its shadow used to be `<table>__shadow` cut to 63 characters: the table's own name, so
+    the merge's column references were ambiguous and the run crashed."""
+    name = "t" * 63
+    contract = {**USERS_V1, "table": name}
+    land(s3_client, bucket, {f"dev/schema/{name}/v1.json": json.dumps(contract)})
+    _, cursor = tick(warehouse, s3, instance)
+    land(s3_client, bucket, {f"dev/append/{name}/01.csv": "user_id,name\n1,Ada\n"})
+    _, cursor = tick(warehouse, s3, instance, cursor)
+    land(s3_client, bucket, {f"dev/upsert/{name}/02.csv": "user_id,level\n1,paid\n"})
+    land(s3_client, bucket, {f"dev/append/{name}/03.csv": "user_id,name\n2,Grace\n"})
+    (run,), _ = tick(warehouse, s3, instance, cursor)
+    assert run.success
+    rows = warehouse.query(f'select user_id, name, level from dev."{name}" order by 1')
+    assert rows == [(1, "Ada", "paid"), (2, "Grace", None)]
+
+
+def test_a_run_whose_files_are_gone_records_them_and_does_not_fail(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """Files deleted between the sensor's tick and the run: superseded in the ledger, and the
+    run says so instead of failing on a missing output."""
+    from dagster import build_sensor_context
+
+    from etl_assets.defs.landing import sensors
+    from etl_assets_tests.helpers import execute_requests
+
+    land(s3_client, bucket, {"dev/append/users/09_gone.csv": "user_id,name\n9,Gone\n"})
+    resources = {"warehouse": warehouse, "s3": s3}
+    sensor_def = sensors.landing_upload_sensor
+    context = build_sensor_context(instance=instance, cursor=declared, resources=resources)
+    requested = sensor_def(context)
+    s3_client.delete_object(Bucket=bucket, Key="landing/dev/append/users/09_gone.csv")
+    (run,) = execute_requests(sensor_def, requested, resources, instance)
+    assert run.success
+    ((status, error),) = ledger(warehouse, "09_gone.csv")
+    assert status == "superseded" and "no longer in the bucket" in error
