@@ -8,13 +8,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
 from dagster import DagsterInstance
 
 from etl_assets.defs.landing.sample_data import FILES
+from etl_assets.history import READER_ROLE, ensure_reader_role
 from etl_assets.local.stack import free_port
+from etl_assets.resources.warehouse import WarehouseResource
 from etl_assets_tests.defs.landing.test_landing import land, tick
 
 
@@ -60,29 +64,38 @@ def test_files_prints_each_version_with_its_status(landed) -> None:
     assert "action truncate is not allowed" in text.stdout
 
 
-@pytest.fixture
-def api(landed):
+@contextmanager
+def api_server(env: dict) -> Iterator[str]:
+    """`etl-assets api` in a process of its own; its base URL once it answers /health."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "etl_assets.cli", "api", "--port", str(port)],
-        env=cli_env(landed),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=2).close()
-            break
-        except OSError:
-            assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.2)
-    yield base
-    server.terminate()
-    server.wait(10)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "the API did not answer /health"
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def api(landed):
+    with api_server(cli_env(landed)) as base:
+        yield base
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -164,3 +177,74 @@ def test_replaying_a_loaded_append_adds_nothing_unless_forced(landed, bucket) ->
     assert landed.query("select count(*) from dev.events") == [(6,)]  # asked for: twice
     assert replay(landed, f"s3://{bucket}/landing/dev/append/events/nope.csv").returncode == 2
     assert replay(landed, "s3://another-bucket/landing/x.csv").returncode == 2
+
+
+def production_env(warehouse, tmp_path, **extra: str) -> dict:
+    """The variables a production deployment sets (README), at their production defaults
+    (dialect redshift) but for where the warehouse is: this stack's PostgreSQL, which runs
+    the history's queries as Redshift would. No local stack to fall back on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_WAREHOUSE_")}
+    return {
+        **env,
+        "ETL_ASSETS_HOME": str(tmp_path / "no-local-stack"),
+        "ETL_WAREHOUSE_HOST": warehouse.host,
+        "ETL_WAREHOUSE_PORT": str(warehouse.port),
+        "ETL_WAREHOUSE_DATABASE": warehouse.database,
+        "ETL_WAREHOUSE_USER": warehouse.user,
+        "ETL_WAREHOUSE_PASSWORD": "from-the-secret-store",
+        "ETL_REDSHIFT_IAM_ROLE": "arn:aws:iam::123456789012:role/redshift-copy",
+        "AWS_REGION": "eu-west-1",
+        **extra,
+    }
+
+
+def test_files_runs_on_the_production_settings(landed, tmp_path) -> None:
+    """The password is a Dagster EnvVar: read outside a run, it used to fail the command."""
+    done = subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "files", "--table", "dev.events", "--json"],
+        env=production_env(landed, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [f["status"] for f in json.loads(done.stdout)] == ["loaded", "rejected", "loaded"]
+    unset = production_env(landed, tmp_path)
+    del unset["ETL_WAREHOUSE_PASSWORD"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "etl_assets.cli", "files", "--table", "dev.events"],
+        env=unset,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "etl-assets files: ETL_WAREHOUSE_PASSWORD is not set"
+
+
+def test_the_api_serves_on_the_production_settings(landed, tmp_path) -> None:
+    """Every request used to close the connection (the EnvVar password read per request)."""
+    ensure_reader_role(landed)  # what the README asks of whoever sets up the API's user
+    env = production_env(
+        landed,
+        tmp_path,
+        ETL_API_WAREHOUSE_USER=READER_ROLE,
+        ETL_API_WAREHOUSE_PASSWORD="the-readers-secret",
+    )
+    with api_server(env) as base:
+        status, health = get(f"{base}/health")
+        assert (status, health) == (200, {"ok": True, "user": READER_ROLE, "read_only": None})
+        status, page = get(f"{base}/files?table=dev.users")
+        assert status == 200 and len(page["files"]) == 4 and page["next"] is None
+
+
+def test_a_read_only_session_begins_read_only_transactions(landed) -> None:
+    """BEGIN READ ONLY, which Redshift understands, rather than a startup option it lacks."""
+    reader = WarehouseResource(
+        host=landed.host, port=landed.port, database=landed.database, read_only=True
+    )
+    settings = reader.query(
+        "select current_setting('transaction_read_only'),"
+        " current_setting('default_transaction_read_only')"
+    )
+    assert settings == [("on", "off")]
