@@ -248,3 +248,19 @@ def test_a_read_only_session_begins_read_only_transactions(landed) -> None:
         " current_setting('default_transaction_read_only')"
     )
     assert settings == [("on", "off")]
+
+
+def test_a_refused_rows_values_are_not_served(landed, s3, s3_client, bucket, api) -> None:
+    bad = {
+        "dev/append/users/05_null.csv": "user_id,name,level\n6,Ok,free\n77,,secret\n",
+        "dev/append/users/06_type.csv": "user_id,name,level\nsecret77,Bob,free\n",
+    }
+    land(s3_client, bucket, bad)
+    tick(landed, s3, DagsterInstance.ephemeral())
+    status, page = get(f"{api}/files?table=dev.users")
+    errors = {f["key"].rsplit("/", 1)[-1]: f["error"] for f in page["files"] if f["error"]}
+    assert set(errors) == {"05_null.csv", "06_type.csv"}, page
+    assert "05_null.csv: line 3, column name: null value in column" in errors["05_null.csv"]
+    assert "06_type.csv: line 2, column user_id: invalid input" in errors["06_type.csv"]
+    for error in errors.values():
+        assert "secret" not in error and "77" not in error and "Bob" not in error, error
