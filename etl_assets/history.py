@@ -16,6 +16,8 @@ from etl_assets.resources.warehouse import WarehouseResource
 
 PAGE = 500
 READER_ROLE = "etl_assets_reader"
+READER_CONNECTIONS = 10
+READER_TIMEOUTS = {"statement_timeout": "30s", "idle_in_transaction_session_timeout": "30s"}
 
 
 class BadRequest(ValueError):
@@ -95,7 +97,11 @@ def _decode(token: str | None) -> tuple[datetime, datetime, str] | None:
 
 def ensure_reader_role(warehouse: WarehouseResource) -> None:
     """The local stack's read-only role for the API (the stack trusts local connections, so no
-    password): it may read the ledger and nothing else."""
+    password): it may read the ledger and nothing else. What PostgreSQL grants every role
+    (PUBLIC) cannot be revoked from one role alone, so it is revoked from PUBLIC in this
+    database: temporary tables, and the advisory locks loads take (a reader holding one would
+    stall every load of its table). The loader connects as the stack's superuser, which
+    privileges do not bind."""
     from etl_assets.loading.tables import ensure_tables
 
     ensure_tables(warehouse, [])  # the ledger
@@ -104,6 +110,35 @@ def ensure_reader_role(warehouse: WarehouseResource) -> None:
         cur.execute("select count(*) from pg_roles where rolname = %s", (READER_ROLE,))
         if not cur.fetchone()[0]:
             cur.execute(sql.SQL("create role {} login").format(role))
+        _limit(cur, role)
         cur.execute(sql.SQL("grant usage on schema etl_audit to {}").format(role))
         cur.execute(sql.SQL("grant select on etl_audit.file_ledger to {}").format(role))
+        _withhold_from_public(cur)
         conn.commit()
+
+
+def _limit(cur, role: sql.Identifier) -> None:
+    """Bounds on what the reader holds: connections (the loader needs some left), and time
+    (an open transaction reading the ledger would hold up a change to it, and the loads
+    queued behind that change)."""
+    limit = sql.Literal(READER_CONNECTIONS)
+    cur.execute(sql.SQL("alter role {} connection limit {}").format(role, limit))
+    for setting, value in READER_TIMEOUTS.items():
+        cur.execute(
+            sql.SQL("alter role {} set {} = {}").format(
+                role, sql.Identifier(setting), sql.Literal(value)
+            )
+        )
+
+
+def _withhold_from_public(cur) -> None:
+    database = sql.Identifier(cur.connection.info.dbname)
+    cur.execute(sql.SQL("revoke temporary on database {} from public").format(database))
+    cur.execute("revoke create on schema public from public")  # PUBLIC's before PostgreSQL 15
+    cur.execute(
+        "select oid::regprocedure::text from pg_proc"
+        " where pronamespace = 'pg_catalog'::regnamespace and proname like '%advisory%'"
+    )
+    for (function,) in cur.fetchall():
+        name = sql.SQL(function)  # from the catalog: `pg_advisory_xact_lock(bigint)`
+        cur.execute(sql.SQL("revoke execute on function {} from public").format(name))

@@ -264,3 +264,44 @@ def test_a_refused_rows_values_are_not_served(landed, s3, s3_client, bucket, api
     assert "06_type.csv: line 2, column user_id: invalid input" in errors["06_type.csv"]
     for error in errors.values():
         assert "secret" not in error and "77" not in error and "Bob" not in error, error
+
+
+FORBIDDEN = {
+    "an advisory lock, as loads take": "select pg_advisory_xact_lock(hashtext('etl_assets:x'))",
+    "a session advisory lock": "select pg_try_advisory_lock(1)",
+    "a shared advisory lock": "select pg_advisory_lock_shared(1, 2)",
+    "a temporary table": "create temp table scratch (a integer)",
+    "a table in public": "create table public.scratch (a integer)",
+    "a schema": "create schema scratch",
+    "a ledger row": "insert into etl_audit.file_ledger (object_key) values ('x')",
+    "deleting the ledger": "delete from etl_audit.file_ledger",
+    "a landing table's rows": "select * from dev.users",
+    "writing a landing table": "insert into dev.users values (9, 'Eve', 'free')",
+}
+
+
+@pytest.mark.parametrize("attempt", sorted(FORBIDDEN))
+def test_the_readers_role_may_read_the_ledger_and_nothing_else(landed, stack, attempt) -> None:
+    """As the role itself, in a session of its own that is not read-only: what the API's
+    read-only session prevents must be refused by the role's privileges too."""
+    ensure_reader_role(landed)
+    reader = psycopg2.connect(stack.dsn(), dbname=landed.database, user=READER_ROLE)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from etl_audit.file_ledger")
+            assert cur.fetchone()[0] > 0
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(FORBIDDEN[attempt])
+    finally:
+        reader.close()
+
+
+def test_the_loader_keeps_what_was_withheld_from_the_reader(landed) -> None:
+    ensure_reader_role(landed)
+    with landed.get_connection() as conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(hashtext('etl_assets:x'))")
+        cur.execute("create temp table scratch (a integer)")
+    (limits,) = landed.query(
+        "select rolconnlimit, rolconfig from pg_roles where rolname = %s", (READER_ROLE,)
+    )
+    assert limits[0] == 10 and "statement_timeout=30s" in limits[1]
