@@ -11,10 +11,12 @@ from psycopg2 import sql
 
 from etl_assets import domains
 from etl_assets.loading import ledger
-from etl_assets.loading.dialect import checked_identifier
+from etl_assets.loading.dialect import IDENTIFIER, checked_identifier
 from etl_assets.resources.warehouse import WarehouseResource
 
 PAGE = 500
+# a cursor of ours: base64 of two times and a key of at most 1,024 bytes, 6 characters each
+MAX_CURSOR = 12_000
 READER_ROLE = "etl_assets_reader"
 READER_CONNECTIONS = 10
 READER_TIMEOUTS = {"statement_timeout": "30s", "idle_in_transaction_session_timeout": "30s"}
@@ -33,11 +35,9 @@ def file_history(
 ) -> tuple[list[dict], str | None]:
     """One page of a table's file history, and the cursor of the next page (None: the last)."""
     schema, _, name = table.partition(".")
-    try:
-        checked_identifier(schema)
-        checked_identifier(name)
-    except ValueError:
-        raise BadRequest(f"table {table!r}: expected <db>.<table>") from None
+    # fullmatch: the pattern's `$` would also match before a final newline
+    if not (IDENTIFIER.fullmatch(schema) and IDENTIFIER.fullmatch(name)):
+        raise BadRequest(f"table {table[:200]!r}: expected <db>.<table>")
     since = _time(landed_since, "landed_since") if landed_since else None
     if not 1 <= limit <= PAGE:
         raise BadRequest(f"limit must be between 1 and {PAGE}")
@@ -74,10 +74,15 @@ def _json_ready(row: dict, actions: dict) -> dict:
 
 
 def _time(text: str, name: str) -> datetime:
+    """An ISO time as the ledger keeps times: UTC, without a zone."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"{name} {text!r} is not an ISO time (2026-11-01T00:00)") from None
+        raise BadRequest(f"{name} {text[:200]!r} is not an ISO time (2026-11-01T00:00)") from None
+    try:
+        return ledger.naive_utc(moment)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise BadRequest(f"{name} {text[:200]!r} is out of range in UTC") from None
 
 
 def _encode(row: dict) -> str:
@@ -88,11 +93,19 @@ def _encode(row: dict) -> str:
 def _decode(token: str | None) -> tuple[datetime, datetime, str] | None:
     if not token:
         return None
+    forged = BadRequest("cursor is not one this API returned")
+    if len(token) > MAX_CURSOR:
+        raise forged
     try:
         landed, processed, key = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(landed), datetime.fromisoformat(processed), key
-    except (ValueError, TypeError):
-        raise BadRequest("cursor is not one this API returned") from None
+    except (ValueError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
+        raise forged from None
+    if not all(isinstance(part, str) for part in (landed, processed, key)) or "\0" in key:
+        raise forged
+    try:
+        return _time(landed, "cursor"), _time(processed, "cursor"), key
+    except BadRequest:
+        raise forged from None
 
 
 def ensure_reader_role(warehouse: WarehouseResource) -> None:

@@ -1,15 +1,18 @@
 """The file history: `etl-assets files` in a terminal and the read-only HTTP API, with real
 requests to a real server process."""
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 import psycopg2
 import pytest
@@ -65,14 +68,16 @@ def test_files_prints_each_version_with_its_status(landed) -> None:
 
 
 @contextmanager
-def api_server(env: dict) -> Iterator[str]:
-    """`etl-assets api` in a process of its own; its base URL once it answers /health."""
+def api_server(env: dict, stderr: IO[str] | None = None) -> Iterator[str]:
+    """`etl-assets api` in a process of its own; its base URL once it answers /health.
+    `stderr`: a file the server's standard error goes to (a pipe nobody reads could fill)."""
     port = free_port()
+    stderr = stderr or tempfile.TemporaryFile("w+")  # noqa: SIM115 - the server's, closed by GC
     server = subprocess.Popen(
         [sys.executable, "-m", "etl_assets.cli", "api", "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -83,13 +88,18 @@ def api_server(env: dict) -> Iterator[str]:
                 urllib.request.urlopen(f"{base}/health", timeout=2).close()
                 break
             except OSError:
-                assert server.poll() is None, server.stderr.read()
+                assert server.poll() is None, _read(stderr)
                 assert time.monotonic() < deadline, "the API did not answer /health"
                 time.sleep(0.2)
         yield base
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _read(file: IO[str]) -> str:
+    file.seek(0)
+    return file.read()
 
 
 @pytest.fixture
@@ -305,3 +315,64 @@ def test_the_loader_keeps_what_was_withheld_from_the_reader(landed) -> None:
         "select rolconnlimit, rolconfig from pg_roles where rolname = %s", (READER_ROLE,)
     )
     assert limits[0] == 10 and "statement_timeout=30s" in limits[1]
+
+
+def _cursor(document: str) -> str:
+    return base64.urlsafe_b64encode(document.encode()).decode()
+
+
+HOSTILE = {
+    "a cursor 5,000 arrays deep": "table=dev.users&cursor=" + _cursor("[" * 5000 + "]" * 5000),
+    "a cursor 5,000 objects deep": "table=dev.users&cursor="
+    + _cursor('{"a":' * 5000 + "1" + "}" * 5000),
+    "a cursor whose key is a number": "table=dev.users&cursor="
+    + _cursor('["2026-11-01T00:00:00", "2026-11-01T00:00:00", 5]'),
+    "a cursor whose key holds a NUL": "table=dev.users&cursor="
+    + _cursor('["2026-11-01T00:00:00", "2026-11-01T00:00:00", "a\\u0000b"]'),
+    "a cursor at year 1 east of UTC": "table=dev.users&cursor="
+    + _cursor('["0001-01-01T00:00+05:00", "0001-01-01T00:00+05:00", "k"]'),
+    "a huge cursor": "table=dev.users&cursor=" + "A" * 50_000,
+    "landed_since at year 1 east of UTC": "table=dev.users&landed_since=0001-01-01T00:00%2B05:00",
+    "landed_since at year 9999 west of UTC": "table=dev.users&landed_since=9999-12-31T23:59-05:00",
+    "landed_since with a NUL": "table=dev.users&landed_since=2026-11-01%00",
+    "landed_since not UTF-8": "table=dev.users&landed_since=%ff%fe",
+    "a huge limit": "table=dev.users&limit=" + "9" * 100,
+    "a limit of 5,000 digits": "table=dev.users&limit=" + "9" * 5000,
+    "a negative limit": "table=dev.users&limit=-1",
+    "a table not UTF-8": "table=dev.%ff%c3%28",
+    "a table with a newline": "table=dev.users%0a",
+    "a very long table name": "table=dev." + "u" * 5000,
+    "a request line over 64 KB": "table=dev." + "u" * 70_000,
+}
+
+
+def test_hostile_queries_get_a_json_4xx_and_the_server_lives_on(warehouse, tmp_path) -> None:
+    """Each used to close the connection with a traceback on the server (or, for the request
+    line, answer with the standard library's HTML page)."""
+    from etl_assets.loading.tables import ensure_tables
+
+    ensure_tables(warehouse, [])  # the ledger: every question reaches the database
+    answers = {}
+    stderr = open(tmp_path / "api.stderr", "w+")  # noqa: SIM115 - read after the server ends
+    with stderr, api_server(cli_env(warehouse), stderr) as api:
+        for case, query in HOSTILE.items():
+            try:
+                answers[case] = get(f"{api}/files?{query}")
+            except (OSError, ValueError) as error:  # closed, or not JSON
+                answers[case] = (None, repr(error))
+            assert get(f"{api}/health")[0] == 200, case
+        log = _read(stderr)
+    wrong = {c: a for c, a in answers.items() if not (400 <= (a[0] or 0) < 500 and a[1]["error"])}
+    assert not wrong, "\n".join(f"{case}: {answer}" for case, answer in wrong.items())
+    assert "Traceback" not in log, log
+
+
+def test_the_api_does_not_advertise_its_python(api) -> None:
+    for path in ("/health", "/nothing"):
+        try:
+            response = urllib.request.urlopen(f"{api}{path}", timeout=10)
+        except urllib.error.HTTPError as error:
+            response = error
+        server = response.headers["Server"]
+        assert server == "etl-assets", server
+        response.close()
