@@ -179,10 +179,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _files(args: argparse.Namespace) -> int:
-    from etl_assets.defs.resources import warehouse_from_env
+    from etl_assets.defs.resources import SettingsError, resolved, warehouse_from_env
     from etl_assets.history import BadRequest, file_history
 
-    warehouse, rows, cursor = warehouse_from_env(), [], None
+    try:
+        warehouse = resolved(warehouse_from_env())
+    except SettingsError as error:
+        print(f"etl-assets files: {error}", file=sys.stderr)
+        return 2
+    rows, cursor = [], None
     try:
         while True:
             page, cursor = file_history(warehouse, args.table, args.since, cursor)
@@ -210,9 +215,14 @@ def _files(args: argparse.Namespace) -> int:
 
 def _api(args: argparse.Namespace) -> int:
     from etl_assets.api import serve
-    from etl_assets.defs.resources import api_warehouse_from_env
+    from etl_assets.defs.resources import SettingsError, api_warehouse_from_env, resolved
 
-    server = serve(api_warehouse_from_env(), args.host, args.port)
+    try:
+        warehouse = resolved(api_warehouse_from_env())
+    except SettingsError as error:
+        print(f"etl-assets api: {error}", file=sys.stderr)
+        return 2
+    server = serve(warehouse, args.host, args.port)
     print(f"serving http://{args.host}:{server.server_address[1]}/files?table=<db>.<table>")
     sys.stdout.flush()
     try:

@@ -18,8 +18,9 @@ S3 as the environment says (the README lists the variables):
 
 import os
 import re
+from typing import TypeVar
 
-from dagster import Definitions, EnvVar, definitions
+from dagster import ConfigurableResource, Definitions, EnvVar, definitions
 
 from etl_assets.local.resources import bucket_for, warehouse_for
 from etl_assets.local.stack import read_stack
@@ -27,6 +28,11 @@ from etl_assets.resources.landing_bucket import LandingBucketResource
 from etl_assets.resources.warehouse import WarehouseResource, uses_local_stack
 
 _QUEUE_VARIABLE = re.compile(r"^ETL_([A-Z0-9_]+)_UPLOAD_QUEUE_URL$")
+R = TypeVar("R", bound=ConfigurableResource)
+
+
+class SettingsError(ValueError):
+    """A setting the environment lacks; the message names the variables."""
 
 
 def warehouse_from_env(**overrides) -> WarehouseResource:
@@ -56,11 +62,29 @@ def api_warehouse_from_env() -> WarehouseResource:
 
         ensure_reader_role(warehouse_from_env())
         return warehouse_from_env(user=READER_ROLE, read_only=True)
+    user = os.environ.get("ETL_API_WAREHOUSE_USER")
+    if not user:
+        raise SettingsError(
+            "ETL_API_WAREHOUSE_USER is not set: the API connects as a user that may only read"
+            " etl_audit.file_ledger (see the README)"
+        )
     return warehouse_from_env(
-        user=os.environ["ETL_API_WAREHOUSE_USER"],
-        password=EnvVar("ETL_API_WAREHOUSE_PASSWORD"),
-        read_only=True,
+        user=user, password=EnvVar("ETL_API_WAREHOUSE_PASSWORD"), read_only=True
     )
+
+
+def resolved(resource: R) -> R:
+    """The resource with its `EnvVar` settings read, for use outside a Dagster run (the CLI
+    and the API): Dagster reads them only when it initializes a resource for a run, and a
+    resource used directly refuses to hand out an unread `EnvVar`."""
+    unset = [
+        value.env_var_name
+        for value in (getattr(resource, name) for name in type(resource).model_fields)
+        if isinstance(value, EnvVar) and value.get_value() is None
+    ]
+    if unset:
+        raise SettingsError(f"{', '.join(unset)} is not set")
+    return resource.process_config_and_initialize()
 
 
 def landing_bucket_from_env() -> LandingBucketResource:

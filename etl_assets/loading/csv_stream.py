@@ -120,7 +120,20 @@ class CsvHeaderReader(CountingReader):
         header, _, rest = buffered.partition(b"\n")
         header_text = header.removeprefix(_BOM).rstrip(b"\r").decode("utf-8", "replace")
         if expected is not None and header_text != expected:
-            raise LoadError(self._key, 1, f"header is {header_text!r}; expected {expected!r}")
+            raise LoadError(self._key, 1, header_mismatch(header_text, expected))
         if not rest.strip():
             raise LoadError(self._key, 1, "header only, no data lines")
         return rest
+
+
+def header_mismatch(found: str, expected: str) -> str:
+    """Why a first line is not the expected header. It is quoted only when every field is an
+    expected column name: a file without its header has a row of data there."""
+    names, fields = set(expected.split(",")), found.split(",")
+    others = [str(n) for n, field in enumerate(fields, 1) if field not in names]
+    if not others:
+        return f"header is {found!r}; expected {expected!r}"
+    return (
+        f"header is not {expected!r}: field {', '.join(others[:10])} of {len(fields)} is no"
+        " expected column name (not shown: where a file lacks its header, a row of data is)"
+    )

@@ -20,7 +20,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading.csv_stream import CountingReader, CsvHeaderReader
 from etl_assets.loading.dialect import column_list
-from etl_assets.loading.errors import LoadError
+from etl_assets.loading.errors import LoadError, without_values
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
@@ -207,9 +207,7 @@ def _copy_error(
             copy_line -= context.split(": ", 1)[-1].count("\n")
         line = source_line(max(copy_line, 1))
     column = (match.group(2) if match else None) or error.diag.column_name
-    reason = (error.diag.message_primary or str(error)).strip()
-    if error.diag.message_detail:
-        reason = f"{reason}: {error.diag.message_detail.strip()}"
+    reason = _reason(error)
     too_wide = BYTE_CHECK.match(error.diag.constraint_name or "")
     if too_wide:  # see `widths_in_bytes`
         column = too_wide.group(2) + ("…" if too_wide.group(3) else "")
@@ -218,3 +216,12 @@ def _copy_error(
             " and CHAR widths count bytes, not characters)"
         )
     return LoadError(obj.key, line, reason, column)
+
+
+def _reason(error: psycopg2.Error) -> str:
+    """Why the warehouse refused the row, without the row: its message and detail quote the
+    values (`Failing row contains (...)`), and the context the whole line."""
+    reason = without_values(error.diag.message_primary or "")
+    reason = reason or f"refused by the warehouse (SQLSTATE {error.pgcode})"
+    detail = without_values(error.diag.message_detail or "")
+    return f"{reason}: {detail}" if detail else reason

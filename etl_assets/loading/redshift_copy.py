@@ -28,7 +28,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from etl_assets.loading.csv_stream import CsvHeaderReader
 from etl_assets.loading.dialect import redshift_copy
-from etl_assets.loading.errors import LoadError
+from etl_assets.loading.errors import LoadError, without_values
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
@@ -187,7 +187,7 @@ def copy_refusal(
     url, line, column, column_type, length, message = row
     original = originals.get(url)
     key = original.key if original else url
-    reason = message
+    reason = without_values(message)
     if column_type:
         reason += f" (column type {column_type}{f'({length})' if length else ''})"
     return LoadError(key, int(line) if line else None, reason, column or None)

@@ -42,9 +42,7 @@ class WarehouseResource(ConfigurableResource):
     )
     region: str = Field(default="us-east-1", description="Redshift: region of the S3 bucket")
     connect_timeout_s: int = 10
-    read_only: bool = Field(
-        default=False, description="PostgreSQL: every transaction of the session read-only"
-    )
+    read_only: bool = Field(default=False, description="Every transaction of the session read-only")
 
     def model_post_init(self, __context: Any) -> None:
         if self.dialect not in DIALECTS:
@@ -67,9 +65,10 @@ class WarehouseResource(ConfigurableResource):
             password=self.password or None,
             connect_timeout=self.connect_timeout_s,
             application_name="etl_assets",
-            options="-c default_transaction_read_only=on" if self.read_only else None,
         )
         try:
+            if self.read_only:  # BEGIN READ ONLY: Redshift has no default_transaction_read_only
+                conn.set_session(readonly=True)
             yield conn
         finally:
             conn.close()

@@ -394,7 +394,8 @@ def test_a_row_redshift_refuses_is_reported_with_key_line_and_column(
         if "from sys_load_error_detail" in text:
             (copy,) = RecordingWarehouse.copies
             second = list(copy["bodies"])[1]
-            return [(second, 3, "b", "int4", "0", "Invalid digit, Value 'x', Pos 0, Type: Integer")]
+            message = "Invalid digit, Value 'secret', Pos 0, Type: Integer"
+            return [(second, 3, "b", "int4", "0", message)]
         return []
 
     with pytest.raises(LoadError) as refused:
@@ -402,6 +403,7 @@ def test_a_row_redshift_refuses_is_reported_with_key_line_and_column(
     error = refused.value
     assert (error.key, error.line, error.column) == (objects[1].key, 3, "b")
     assert "Invalid digit" in str(error) and "column type int4" in str(error)
+    assert "secret" not in str(error)  # the ledger and the API never show the row's values
     log = RecordingWarehouse.log
     copy = next(i for i, s in enumerate(log) if s.startswith("COPY "))
     lookup = next(i for i, s in enumerate(log) if "from sys_load_error_detail" in s)

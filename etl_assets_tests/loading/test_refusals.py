@@ -95,6 +95,46 @@ def test_a_csv_copy_error_names_key_real_line_column_and_is_recorded(
     assert status == "rejected" and recorded == str(error)
 
 
+# a landing table's file; each refused line holds values ("secret...") no refusal may repeat
+SECRET_FAULTS = {
+    "not null": (b"user_id,name,level\n1,Ada,free\n77,,secret-level\n", 3, "name", "null value"),
+    "type": (b"user_id,name,level\n1,Ada,free\nsecret77,Bob,free\n", 3, "user_id", "integer"),
+    "range": (b"user_id,name,level\n99999999999977,Bob,free\n", 2, "user_id", "out of range"),
+    "timestamp": (b"user_id,name,seen\n1,Ada,2026-13-77 secret\n", 2, "seen", "timestamp"),
+    "no header": (b"77,secret-name,free\n2,Bob,free\n", 1, None, "header is not"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRET_FAULTS))
+def test_a_refusal_names_line_and_column_but_never_the_rows_values(
+    warehouse, s3_client, bucket, case
+) -> None:
+    """The ledger is served by the API: PostgreSQL's `Failing row contains (77, null, ...)`,
+    the value it could not read, and a data line read as a header stay out of it."""
+    body, line, column, reason = SECRET_FAULTS[case]
+    ensure_tables(warehouse, [])  # the ledger
+    warehouse.execute(
+        "create table public.users (user_id integer not null, name varchar(20) not null,"
+        " level varchar(12), seen timestamp)"
+    )
+    s3_client.put_object(Bucket=bucket, Key="landing/users.csv", Body=body)
+    header = body.split(b"\n", 1)[0].decode()
+    columns = tuple(header.split(",")) if case != "no header" else ("user_id", "name", "level")
+    file_format = Csv(expected_header=",".join(columns), columns=columns)
+    with pytest.raises(LoadError) as refused:
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("public", "users"),
+            list_objects(s3_client, bucket, "landing/"),
+            file_format,
+        )
+    ((status, recorded),) = ledger(warehouse, "landing/users.csv")
+    assert status == "rejected" and recorded == str(refused.value)
+    where = f"landing/users.csv: line {line}" + (f", column {column}: " if column else ": ")
+    assert recorded.startswith(where) and reason in recorded, recorded
+    for value in ("secret", "77", "Failing row", "Bob"):
+        assert value not in recorded, recorded
+
+
 @pytest.mark.parametrize(("strays", "count"), [({"ts": 1541116800000 + 5}, 11), ({"ts": None}, 1)])
 def test_events_outside_their_files_day_are_refused_not_piled_up(
     warehouse, s3_client, bucket, strays, count
