@@ -89,6 +89,16 @@ def _create(warehouse: WarehouseResource, tables: Sequence[TableSpec]) -> None:
         conn.commit()
 
 
+def create_schema_once(warehouse: WarehouseResource, schema: str) -> None:
+    """`create schema if not exists` in a short transaction of its own, under the DDL lock
+    (two at once race in the catalog); nothing else waits on that lock meanwhile."""
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        if not warehouse.is_redshift:
+            serialize(cur, warehouse.dialect, "ddl")
+        create_schema(cur, schema)
+        conn.commit()
+
+
 def create_schema(cur: Cursor, schema: str) -> None:
     cur.execute(sql.SQL("create schema if not exists {}").format(checked_identifier(schema)))
 

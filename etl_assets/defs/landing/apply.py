@@ -9,10 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
@@ -42,7 +45,7 @@ from etl_assets.loading.loader import (
 )
 from etl_assets.loading.progress import Report
 from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
-from etl_assets.loading.tables import create_schema, ensure_tables, widths_in_bytes
+from etl_assets.loading.tables import create_schema_once, ensure_tables, widths_in_bytes
 from etl_assets.resources.warehouse import WarehouseResource
 
 log = logging.getLogger(__name__)
@@ -224,7 +227,7 @@ def _apply_schema(
     target = LoadTarget(route.db, route.table)
     try:
         contract = parse_schema_file(_read_small(s3_client, source), route.table)
-        detail = _declare(warehouse, item, contract, run_id, loader)
+        detail = _declare_between_readers(warehouse, item, contract, run_id, loader)
     except (ContractError, Refused) as error:
         reason = f"{source.key}: {error}"
         loader.record_refusal(target, source, reason)
@@ -232,6 +235,41 @@ def _apply_schema(
     if detail is None:
         return Outcome(source.key, "up_to_date", ALREADY_APPLIED)
     return Outcome(source.key, "loaded", detail)
+
+
+def ddl_wait_s() -> float:
+    """How long a schema change keeps trying to get its table from readers
+    (`ETL_LANDING_DDL_WAIT_S`, default 600)."""
+    return float(os.environ.get("ETL_LANDING_DDL_WAIT_S", "600"))
+
+
+DDL_LOCK_TIMEOUT = "1s"
+
+
+def _declare_between_readers(
+    warehouse: WarehouseResource,
+    item: Landed,
+    contract: SchemaFile,
+    run_id,
+    loader: ObjectLoader,
+) -> str | None:
+    """`_declare`, whose ALTER waits at most DDL_LOCK_TIMEOUT for readers of the table and is
+    tried again until `ddl_wait_s()` has passed. An ALTER waiting for a long reader would queue
+    every new reader of the table behind it; this one steps aside between attempts."""
+    deadline = time.monotonic() + ddl_wait_s()
+    pause = 0.2
+    while True:
+        try:
+            return _declare(warehouse, item, contract, run_id, loader)
+        except psycopg2.errors.LockNotAvailable:
+            if time.monotonic() >= deadline:
+                raise Refused(
+                    f"{item.route.qualified} stayed in use by readers for {ddl_wait_s():.0f} s:"
+                    " the schema change could not take the table; replay it"
+                    f" (etl-assets replay s3://{item.source.bucket}/{item.source.key})"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def _declare(
@@ -244,12 +282,15 @@ def _declare(
     """Create or evolve the table and register the contract, with the ledger row, in one
     transaction. None when this upload has a verdict already (another run applied it)."""
     route, source = item.route, item.source
+    if not registry.is_declared(warehouse, route.db, route.table):
+        create_schema_once(warehouse, route.db)
     with warehouse.get_connection() as conn, conn.cursor() as cur:
-        if not warehouse.is_redshift:
-            serialize(cur, warehouse.dialect, f"ddl:{route.db}")
         serialize(cur, warehouse.dialect, route.qualified)
         if loader.already_recorded and loader.already_recorded(cur, route.qualified, [source]):
             return None
+        if not warehouse.is_redshift:
+            # no waiting in the lock queue (readers arriving after would wait behind us)
+            cur.execute("set local lock_timeout = %s", (DDL_LOCK_TIMEOUT,))
         current = registry.declared_contract(cur, route.db, route.table)
         if current is None:
             detail = _create(cur, route, contract)
@@ -289,7 +330,6 @@ def _create(cur: Cursor, route: LandingKey, contract: SchemaFile) -> str:
             f"{route.qualified} exists but no schema file declared it; it is not the landing"
             " zone's to change"
         )
-    create_schema(cur, route.db)
     cur.execute(registry.create_statement(route.db, route.table, contract))
     return f"created {route.qualified} ({len(contract.columns)} columns)"
 

@@ -50,6 +50,11 @@ def register(cur: Cursor, where: LandingKey, contract: SchemaFile, source: Sourc
     )
 
 
+def is_declared(warehouse, db: str, table: str) -> bool:
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        return declared_contract(cur, db, table) is not None
+
+
 def declared_tables(cur: Cursor) -> list[str]:
     cur.execute(sql.SQL("select db, table_name from {} order by 1, 2").format(REGISTRY.ref))
     return [f"{db}.{table}" for db, table in cur.fetchall()]

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+import psycopg2
 import pytest
 from dagster import DagsterInstance
 
@@ -281,3 +282,80 @@ def test_a_run_whose_files_are_gone_records_them_and_does_not_fail(
     assert run.success
     ((status, error),) = ledger(warehouse, "09_gone.csv")
     assert status == "superseded" and "no longer in the bucket" in error
+
+
+def evolution(added: str) -> dict:
+    return {**USERS_V1, "columns": [*USERS_V1["columns"], {"name": added, "type": "varchar(9)"}]}
+
+
+def test_an_evolution_waiting_for_a_long_reader_stalls_no_one(
+    declared, warehouse, s3, s3_client, bucket, monkeypatch
+) -> None:
+    """A reader holds dev.users in a long transaction while a schema file adds a column. The
+    ALTER waits at most a second at a time: new readers of dev.users are not queued behind it,
+    loads of other tables go on, and it applies once the reader is gone. A reader's prepared
+    select of named columns still works after the column is added."""
+    monkeypatch.setenv("ETL_LANDING_DDL_WAIT_S", "60")
+    stack_dsn = dict(
+        host=warehouse.host, port=warehouse.port, dbname=warehouse.database, user=warehouse.user
+    )
+    reader = psycopg2.connect(**stack_dsn)
+    with reader.cursor() as cur:
+        cur.execute("prepare names as select user_id, name from dev.users order by 1")
+        cur.execute("execute names")
+        assert cur.fetchall() == [(1, "Ada"), (2, "Grace")]
+    reader.commit()
+    long_reader = psycopg2.connect(**stack_dsn)
+    long_reader.cursor().execute("select count(*) from dev.users")  # holds it, transaction open
+    land(s3_client, bucket, {"dev/schema/users/v2.json": json.dumps(evolution("city"))})
+    other_contract = json.dumps({**USERS_V1, "table": "other"})
+    land(s3_client, bucket, {"dev/schema/other/v1.json": other_contract})
+    listed = list_objects(s3_client, bucket, "landing/dev/schema/users/v2.json")
+    landed = [Landed(o, parse_key(o.key)) for o in listed]
+    errors: list[BaseException] = []
+
+    def evolve() -> None:
+        try:
+            apply_files(warehouse, s3_client, landed, run_id=None)
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+
+    evolving = threading.Thread(target=evolve)
+    evolving.start()
+    time.sleep(2)  # the evolution is trying now
+    fresh = psycopg2.connect(**stack_dsn, options="-c statement_timeout=3000")
+    with fresh.cursor() as cur:  # not queued behind the ALTER
+        cur.execute("select count(*) from dev.users")
+        assert cur.fetchone() == (2,)
+    fresh.close()
+    other = list_objects(s3_client, bucket, "landing/dev/schema/other/")
+    apply_files(warehouse, s3_client, [Landed(o, parse_key(o.key)) for o in other], None)
+    assert warehouse.query("select count(*) from dev.other") == [(0,)]  # another table: done
+    assert evolving.is_alive()  # still waiting for the reader
+    long_reader.rollback()
+    long_reader.close()
+    evolving.join(60)
+    assert not errors and not evolving.is_alive()
+    assert verdicts(warehouse)["v2.json"] == ["loaded"]
+    with reader.cursor() as cur:
+        cur.execute("execute names")
+        assert cur.fetchall() == [(1, "Ada"), (2, "Grace")]
+    reader.close()
+
+
+def test_an_evolution_that_never_gets_its_table_is_rejected_with_the_reason(
+    declared, warehouse, s3, s3_client, bucket, monkeypatch
+) -> None:
+    monkeypatch.setenv("ETL_LANDING_DDL_WAIT_S", "2")
+    long_reader = psycopg2.connect(
+        host=warehouse.host, port=warehouse.port, dbname=warehouse.database, user=warehouse.user
+    )
+    long_reader.cursor().execute("select count(*) from dev.users")
+    land(s3_client, bucket, {"dev/schema/users/v2.json": json.dumps(evolution("city"))})
+    listed = list_objects(s3_client, bucket, "landing/dev/schema/users/v2.json")
+    run = apply_files(warehouse, s3_client, [Landed(o, parse_key(o.key)) for o in listed], None)
+    long_reader.close()
+    (outcome,) = run.outcomes
+    assert outcome.status == "rejected" and "stayed in use by readers for 2 s" in outcome.detail
+    ((status, error),) = ledger(warehouse, "v2.json")
+    assert status == "rejected" and "etl-assets replay" in error
