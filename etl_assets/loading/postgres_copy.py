@@ -25,7 +25,7 @@ from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
 from etl_assets.loading.progress import ProgressBody, Report, with_progress
-from etl_assets.loading.tables import BYTE_CHECK
+from etl_assets.loading.tables import BYTE_CHECK, FINITE_CHECK
 
 if TYPE_CHECKING:
     from etl_assets.loading.json_arrow import ArrowRows
@@ -208,6 +208,10 @@ def _copy_error(
         line = source_line(max(copy_line, 1))
     column = (match.group(2) if match else None) or error.diag.column_name
     reason = _reason(error)
+    not_finite = FINITE_CHECK.match(error.diag.constraint_name or "")
+    if not_finite:  # see `finite_values`
+        column = not_finite.group(1) + ("…" if not_finite.group(2) else "")
+        reason = "NaN or infinity, which the warehouse (Redshift) does not store"
     too_wide = BYTE_CHECK.match(error.diag.constraint_name or "")
     if too_wide:  # see `widths_in_bytes`
         column = too_wide.group(2) + ("…" if too_wide.group(3) else "")

@@ -85,7 +85,7 @@ def _create(warehouse: WarehouseResource, tables: Sequence[TableSpec]) -> None:
             for schema, name in [(ledger.AUDIT_SCHEMA, "file_ledger")] + [
                 (t.schema, t.name) for t in tables
             ]:
-                widths_in_bytes(cur, schema, name)
+                as_on_redshift(cur, schema, name)
         conn.commit()
 
 
@@ -103,6 +103,80 @@ def create_schema(cur: Cursor, schema: str) -> None:
     cur.execute(sql.SQL("create schema if not exists {}").format(checked_identifier(schema)))
 
 
+def as_on_redshift(cur: Cursor, schema: str, table: str) -> None:
+    """PostgreSQL: refuse the values Redshift refuses and PostgreSQL would take."""
+    widths_in_bytes(cur, schema, table)
+    finite_values(cur, schema, table)
+
+
+# PostgreSQL reads 'NaN', 'Infinity', '-Infinity' into floats and numerics and 'infinity' into
+# dates and timestamps; Redshift's numeric types and datetimes hold no such values
+# (https://docs.aws.amazon.com/redshift/latest/dg/r_Numeric_types201.html,
+# https://docs.aws.amazon.com/redshift/latest/dg/r_Datetime_types.html)
+_NOT_FINITE = {
+    "float4": "{} not in ('NaN', 'Infinity', '-Infinity')",
+    "float8": "{} not in ('NaN', 'Infinity', '-Infinity')",
+    "numeric": "{} not in ('NaN', 'Infinity', '-Infinity')",
+    "date": "isfinite({})",
+    "timestamp": "isfinite({})",
+    "timestamptz": "isfinite({})",
+}
+_TYPE_NAMES = {
+    "real": "float4",
+    "double precision": "float8",
+    "numeric": "numeric",
+    "date": "date",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+}
+FINITE_CHECK = re.compile(r"^finite_(\w+?)(__[0-9a-f]{8})?$")
+
+
+def finite_values(cur: Cursor, schema: str, table: str) -> None:
+    """One CHECK per float, numeric, date or timestamp column, named `finite_<column>` (COPY's
+    refusal names it), refusing NaN and infinities; NOT VALID: published rows are not re-read."""
+    ref = table_ref(schema, table)
+    cur.execute(
+        "select attname, atttypid::regtype::text from pg_attribute where attrelid = %s::regclass"
+        " and attnum > 0 and not attisdropped",
+        (ref.as_string(cur),),
+    )
+    wanted = {
+        _constraint_name("finite", column): (column, _TYPE_NAMES[kind])
+        for column, kind in cur.fetchall()
+        if kind in _TYPE_NAMES
+    }
+    present = _constraints(cur, ref, "finite")
+    for name in wanted.keys() - present:
+        column, kind = wanted[name]
+        check = sql.SQL(_NOT_FINITE[kind]).format(sql.Identifier(column))
+        cur.execute(
+            sql.SQL("alter table {} add constraint {} check ({}) not valid").format(
+                ref, sql.Identifier(name), check
+            )
+        )
+
+
+def _constraints(cur: Cursor, ref: sql.Identifier, prefix: str) -> set[str]:
+    """The names of the table's CHECK constraints that start with `<prefix>_`."""
+    cur.execute(
+        "select conname from pg_constraint where conrelid = %s::regclass and contype = 'c'"
+        " and conname like %s",
+        (ref.as_string(cur), prefix + "\\_%"),
+    )
+    return {name for (name,) in cur.fetchall()}
+
+
+def _constraint_name(prefix: str, column: str) -> str:
+    """`<prefix>_<column>`; past PostgreSQL's 63 bytes, the column's first characters and a
+    hash of its whole name (two long names sharing a prefix keep a constraint each)."""
+    name = f"{prefix}_{column}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha1(column.encode()).hexdigest()[:8]
+    return f"{name[:53]}__{digest}"
+
+
 def widths_in_bytes(cur: Cursor, schema: str, table: str) -> None:
     """PostgreSQL: make every VARCHAR(n) and CHAR(n) column of the table hold at most n bytes,
     as on Redshift, where widths count bytes, not characters
@@ -118,12 +192,7 @@ def widths_in_bytes(cur: Cursor, schema: str, table: str) -> None:
         (ref.as_string(cur),),
     )
     wanted = {byte_check_name(column, width): (column, width) for column, width in cur.fetchall()}
-    cur.execute(
-        "select conname from pg_constraint where conrelid = %s::regclass and contype = 'c'"
-        " and conname like 'bytes\\_%%'",
-        (ref.as_string(cur),),
-    )
-    present = {name for (name,) in cur.fetchall()}
+    present = _constraints(cur, ref, "bytes")
     for name in present - wanted.keys():
         cur.execute(sql.SQL("alter table {} drop constraint {}").format(ref, sql.Identifier(name)))
     for name in wanted.keys() - present:
@@ -139,11 +208,4 @@ BYTE_CHECK = re.compile(r"^bytes_(\d+)_(\w+?)(__[0-9a-f]{8})?$")
 
 
 def byte_check_name(column: str, width: int) -> str:
-    """`bytes_<n>_<column>`; where that passes PostgreSQL's 63 bytes, the column's first
-    characters and a hash of its whole name (two long names sharing a prefix keep a CHECK each;
-    a refusal names the column by its first characters)."""
-    name = f"bytes_{width}_{column}"
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha1(column.encode()).hexdigest()[:8]
-    return f"{name[:53]}__{digest}"
+    return _constraint_name(f"bytes_{width}", column)

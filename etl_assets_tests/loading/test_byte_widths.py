@@ -65,6 +65,23 @@ def test_the_byte_check_follows_a_widened_column(warehouse) -> None:
         conn.commit()
 
 
+def test_two_long_column_names_sharing_a_prefix_keep_a_byte_check_each(warehouse) -> None:
+    """`bytes_<n>_<column>` cut at 63 bytes used to give both columns one name: the second
+    CHECK was never created and its column took values Redshift refuses."""
+    first, second = "c" * 56 + "_first", "c" * 56 + "_other"
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        cur.execute("create schema if not exists widths")
+        cur.execute(f"create table widths.long ({first} varchar(2), {second} varchar(2))")
+        widths_in_bytes(cur, "widths", "long")
+        cur.execute(
+            "select count(*) from pg_constraint where conrelid = 'widths.long'::regclass"
+            " and contype = 'c'"
+        )
+        assert cur.fetchone() == (2,)
+        with pytest.raises(psycopg2.errors.CheckViolation):
+            cur.execute(f"insert into widths.long ({second}) values ('éé')")
+
+
 def test_the_ledger_keeps_a_long_multibyte_error_within_its_width_in_bytes(warehouse) -> None:
     ensure_tables(warehouse, [])
     source = SourceObject("b", "données/été.csv", "e1", 1)

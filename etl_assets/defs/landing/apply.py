@@ -45,7 +45,7 @@ from etl_assets.loading.loader import (
 )
 from etl_assets.loading.progress import Report
 from etl_assets.loading.publish import Append, MergeByKey, PublishMode, Replace
-from etl_assets.loading.tables import create_schema_once, ensure_tables, widths_in_bytes
+from etl_assets.loading.tables import as_on_redshift, create_schema_once, ensure_tables
 from etl_assets.resources.warehouse import WarehouseResource
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def _declare(
         else:
             detail = _evolve(cur, route, current, contract, warehouse.dialect)
         if not warehouse.is_redshift:
-            widths_in_bytes(cur, route.db, route.table)
+            as_on_redshift(cur, route.db, route.table)
         registry.register(cur, route, contract, source)
         _ledger(cur, source, route, ledger.LOADED, run_id)
         conn.commit()

@@ -359,3 +359,36 @@ def test_an_evolution_that_never_gets_its_table_is_rejected_with_the_reason(
     assert outcome.status == "rejected" and "stayed in use by readers for 2 s" in outcome.detail
     ((status, error),) = ledger(warehouse, "v2.json")
     assert status == "rejected" and "etl-assets replay" in error
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        ("1,NaN,2026-11-01 10:00:00,1.5", "score"),
+        ("1,-Infinity,2026-11-01 10:00:00,1.5", "score"),
+        ("1,2.5,infinity,1.5", "at"),
+        ("1,2.5,2026-11-01 10:00:00,NaN", "amount"),
+    ],
+)
+def test_values_redshift_would_refuse_are_refused_here_too(
+    warehouse, s3, s3_client, bucket, instance, line: str, column: str
+) -> None:
+    """PostgreSQL stores NaN and infinities in floats, numerics and timestamps; Redshift does
+    not: the local warehouse refuses them with the line and column, as production would."""
+    contract = {
+        "table": "scores",
+        "columns": [
+            {"name": "id", "type": "integer", "nullable": False},
+            {"name": "score", "type": "double precision"},
+            {"name": "at", "type": "timestamp"},
+            {"name": "amount", "type": "decimal(10,2)"},
+        ],
+        "allowed_operations": ["append", "schema"],
+    }
+    land(s3_client, bucket, {"dev/schema/scores/v1.json": json.dumps(contract)})
+    _, cursor = tick(warehouse, s3, instance)
+    land(s3_client, bucket, {"dev/append/scores/01.csv": f"id,score,at,amount\n{line}\n"})
+    tick(warehouse, s3, instance, cursor)
+    ((status, error),) = ledger(warehouse, "01.csv")
+    assert status == "rejected" and f"line 2, column {column}: NaN or infinity" in error, error
+    assert warehouse.query("select count(*) from dev.scores") == [(0,)]
