@@ -79,7 +79,7 @@ class ArrowRows:
         """`text`: whole lines, each ending in a newline. Their COPY text rows and how many
         (one per line), or None."""
         starts, ends = _line_bounds(text)
-        if starts is None or not _utf8(text):
+        if starts is None or not _utf8(text) or _deeper_than(text, len(starts), MAX_FAST_DEPTH):
             return None
         try:
             table = pa_json.read_json(
@@ -149,6 +149,30 @@ def _line_bounds(text: bytes) -> tuple[np.ndarray | None, np.ndarray]:
     if not len(ends) or not (data[starts] == _OPEN_BRACE).all():
         return None, ends
     return starts, ends
+
+
+# pyarrow's JSON parser recurses per nesting level: a value nested 100,000 deep crashed the
+# process (SIGSEGV). Mapped records are flat; anything deeper than this goes to the
+# line-by-line reader, whose parser (orjson) refuses depths past its limit with an error.
+MAX_FAST_DEPTH = 64
+_OPENING = np.zeros(256, np.int8)
+_OPENING[[ord("["), ord("{")]] = 1
+_OPENING[[ord("]"), ord("}")]] = -1
+
+
+def _deeper_than(text: bytes, lines: int, limit: int) -> bool:
+    """Whether any stretch of `text` (`lines` lines, each opening with '{') opens more than
+    `limit` brackets ([ and {) beyond those it closes. Brackets inside strings are counted
+    too, so this can only overstate the depth (a string of closing brackets before a deep
+    value cannot hide it: each rise is measured from the lowest level before it). Flat records
+    are cleared by counting alone."""
+    if text.count(b"[") + text.count(b"{") - lines <= limit:
+        return False
+    level = np.cumsum(_OPENING[np.frombuffer(text, np.uint8)], dtype=np.int32)
+    if not len(level):
+        return False
+    rise = level - np.minimum.accumulate(np.minimum(level, 0))
+    return int(rise.max()) > limit
 
 
 def _utf8(text: bytes) -> bool:

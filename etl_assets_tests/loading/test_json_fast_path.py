@@ -322,3 +322,40 @@ def test_an_unexpected_error_in_the_fast_path_fails_the_read(monkeypatch) -> Non
     with pytest.raises(MemoryError, match="pyarrow ran out"):
         reader.read(1 << 20)
     reader.close()
+
+
+@pytest.mark.parametrize("where", ["unmapped", "mapped", "after a string of ]"])
+def test_a_value_nested_100000_deep_never_reaches_pyarrow(where: str) -> None:
+    """pyarrow's JSON parser recurses per level: a line nesting an unmapped value 100,000 deep
+    killed the process with SIGSEGV. Such a chunk is declined (the line-by-line reader
+    refuses it with its line number). Run in a child process: a crash is a signal there."""
+    import subprocess
+    import sys
+
+    deep = "[" * 100_000 + "]" * 100_000
+    fields = '"n": 1, "x": 0.5, "ok": true, "ts": 1, "day": null'
+    record = {
+        "unmapped": f'{{"name": "Ann", {fields}, "deep": {deep}}}',
+        "mapped": f'{{"name": {deep}, {fields}}}',
+        "after a string of ]": f'{{"name": "{"]" * 200_000}", {fields}, "d": {deep}}}',
+    }[where]
+    code = (
+        "import sys\n"
+        "from etl_assets.loading.json_arrow import ArrowRows\n"
+        "from etl_assets_tests.loading.test_json_fast_path import COLUMNS, PATHS\n"
+        "rows = ArrowRows.for_columns(PATHS, [oid for _, oid in COLUMNS], False)\n"
+        "text = sys.stdin.buffer.read()\n"
+        "print(rows.rows(text) is None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=(record + "\n").encode(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == b"True"
+    reader = JsonRowReader(io.BytesIO((record + "\n").encode()), "deep.json", PATHS, 1 << 20)
+    with pytest.raises(LoadError) as refused:
+        reader.read()
+    assert refused.value.line == 1
