@@ -20,9 +20,11 @@ from typing import Literal
 from dagster import (
     AssetsDefinition,
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -50,6 +52,13 @@ OVERLAP = timedelta(minutes=10)
 # upload is inside the look-back window.
 RECONCILE_EVERY = timedelta(minutes=5)
 MAX_SUPERSEDED = 1000
+IN_PROGRESS = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
 
 
 def sensor_interval_s(prefix: str) -> int:
@@ -75,6 +84,8 @@ class UploadCursor:
     high_water: datetime | None = None
     seen: dict[str, datetime] = field(default_factory=dict)
     listed_at: datetime | None = None  # last full listing of the prefix
+    # versions requested again because their run ended without a verdict: how many times
+    retried: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "UploadCursor":
@@ -86,7 +97,7 @@ class UploadCursor:
         if isinstance(seen, list):  # a cursor written before landing times were kept
             seen = dict.fromkeys(seen, high_water.isoformat() if high_water else None)
         landed = {v: _time(at) or high_water for v, at in seen.items()}
-        return cls(high_water, landed, _time(data.get("listed_at")))
+        return cls(high_water, landed, _time(data.get("listed_at")), data.get("retried", {}))
 
     def dump(self) -> str:
         return json.dumps(
@@ -94,6 +105,7 @@ class UploadCursor:
                 "high_water": _iso(self.high_water),
                 "seen": {v: _iso(at) for v, at in sorted(self.seen.items())},
                 "listed_at": _iso(self.listed_at),
+                "retried": dict(sorted(self.retried.items())),
             }
         )
 
@@ -118,7 +130,8 @@ class UploadCursor:
         for obj in listed:
             if obj["LastModified"] > high_water - OVERLAP and self.is_new(obj):
                 seen[version(obj)] = obj["LastModified"]
-        return UploadCursor(high_water, seen, self.listed_at)
+        retried = {v: n for v, n in self.retried.items() if v in seen}
+        return UploadCursor(high_water, seen, self.listed_at, retried)
 
 
 def _time(text: str | None) -> datetime | None:
@@ -346,6 +359,7 @@ def routed_upload_sensor(
         context: SensorEvaluationContext, s3: LandingBucketResource, warehouse: WarehouseResource
     ) -> SensorResult:
         state = UploadCursor.parse(context.cursor)
+        listed_before = state.listed_at
         listed, receipts = _announced_or_listed(state, s3, prefix)
         plan = plan_tick(listed, state, "every_file")
         if context.cursor is None:
@@ -358,6 +372,8 @@ def routed_upload_sensor(
         known = set(context.instance.get_dynamic_partitions(partitions.name))
         new_partitions = [p for p in routed if p not in known]
         runs = [_partition_run(op_name, p, versions) for p, versions in routed.items()]
+        if state.listed_at != listed_before:  # this tick listed the prefix: every version
+            runs += _requested_again(context, plan, listed, route, s3.bucket, warehouse, op_name)
         requests = [partitions.build_add_request(new_partitions)] if new_partitions else []
         if not runs:
             return SensorResult(skip_reason=SkipReason("no new upload"), cursor=plan.cursor.dump())
@@ -378,14 +394,7 @@ def route_versions(
         try:
             routed.setdefault(route(upload["Key"]), []).append(upload)
         except ValueError as error:
-            source = SourceObject(
-                bucket,
-                upload["Key"],
-                upload["ETag"].strip('"'),
-                upload.get("Size", 0),
-                upload["LastModified"],
-            )
-            refused.append((source, f"{upload['Key']}: {error}"))
+            refused.append((_source(bucket, upload), f"{upload['Key']}: {error}"))
     return routed, refused
 
 
@@ -405,14 +414,113 @@ def record_unroutable(warehouse: WarehouseResource, refused, log) -> None:
         conn.commit()
 
 
-def _partition_run(op_name: str, partition: str, versions: list[dict]) -> RunRequest:
+# A version requested this long ago without a verdict, and no run of its partition queued or
+# in progress: its run ended without recording one (the process was killed, ran out of
+# memory). It is requested again, at most MAX_ATTEMPTS times in all, then recorded as rejected.
+STRANDED_AFTER = timedelta(minutes=1)
+MAX_ATTEMPTS = 3
+
+
+def _requested_again(
+    context: SensorEvaluationContext,
+    plan: TickPlan,
+    listed: list[dict],
+    route: Callable[[str], str],
+    bucket: str,
+    warehouse: WarehouseResource,
+    op_name: str,
+) -> list[RunRequest]:
+    """Runs for the versions whose run ended without a verdict; the sensor never moves past a
+    version that has none."""
+    now = datetime.now(UTC)
+    requested = {version(o) for o in plan.requested}
+    waiting = [
+        o
+        for o in listed
+        if version(o) in plan.cursor.seen
+        and version(o) not in requested
+        and now - o["LastModified"] >= STRANDED_AFTER
+    ]
+    stranded = _without_verdict(warehouse, bucket, waiting)
+    routed, _ = route_versions(stranded, route, bucket)
+    runs = []
+    for partition, versions in routed.items():
+        if _runs_in_progress(context.instance, partition):
+            continue
+        tries = plan.cursor.retried
+        exhausted = [v for v in versions if tries.get(version(v), 0) + 1 >= MAX_ATTEMPTS]
+        if exhausted:
+            _record_exhausted(warehouse, bucket, partition, exhausted, context.log)
+        again = [v for v in versions if v not in exhausted]
+        if again:
+            attempt = 1 + max(plan.cursor.retried.get(version(v), 0) for v in again)
+            for v in again:
+                plan.cursor.retried[version(v)] = attempt
+            context.log.warning(
+                f"{len(again)} upload(s) of {partition} have no verdict and no run in progress:"
+                f" requested again (attempt {attempt + 1} of {MAX_ATTEMPTS})"
+            )
+            runs.append(_partition_run(op_name, partition, again, f":attempt-{attempt + 1}"))
+    return runs
+
+
+def _without_verdict(warehouse: WarehouseResource, bucket: str, uploads: list[dict]) -> list[dict]:
+    if not uploads:
+        return []
+    sources = {version(u): _source(bucket, u) for u in uploads}
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        judged = ledger.recorded_anywhere(cur, list(sources.values()))
+    return [u for u in uploads if sources[version(u)] not in judged]
+
+
+def _runs_in_progress(instance, partition: str) -> bool:
+    records = instance.get_run_records(
+        RunsFilter(tags={"dagster/partition": partition}, statuses=IN_PROGRESS), limit=1
+    )
+    return bool(records)
+
+
+def _record_exhausted(
+    warehouse: WarehouseResource, bucket: str, partition: str, uploads: list[dict], log
+) -> None:
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        for upload in uploads:
+            reason = (
+                f"{upload['Key']}: no verdict after {MAX_ATTEMPTS} runs: each ended without"
+                " recording one (the run process died: killed, out of memory, a crash)"
+            )
+            log.warning(f"rejected {reason}")
+            ledger.record(
+                cur,
+                [ledger.LedgerEntry(_source(bucket, upload), ledger.REJECTED, error=reason)],
+                load_id=str(uuid.uuid4()),
+                target_table=partition,
+                partition_key=None,
+                run_id=None,
+            )
+        conn.commit()
+
+
+def _source(bucket: str, upload: dict) -> SourceObject:
+    return SourceObject(
+        bucket,
+        upload["Key"],
+        upload["ETag"].strip('"'),
+        upload.get("Size", 0),
+        upload["LastModified"],
+    )
+
+
+def _partition_run(
+    op_name: str, partition: str, versions: list[dict], attempt: str = ""
+) -> RunRequest:
     files = [
         {"key": v["Key"], "etag": v["ETag"].strip('"'), "landed_at": v["LastModified"].isoformat()}
         for v in versions
     ]
     fingerprint = hashlib.sha1(json.dumps(files).encode()).hexdigest()[:16]
     return RunRequest(
-        run_key=f"{partition}:{fingerprint}",
+        run_key=f"{partition}:{fingerprint}{attempt}",
         partition_key=partition,
         run_config={"ops": {op_name: {"config": {"files": files}}}},
         tags={"etl_assets/files": str(len(files))},

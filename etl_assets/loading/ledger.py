@@ -108,7 +108,7 @@ def recorded_uploads(
     cur: Cursor, target_table: str, objects: Iterable[SourceObject], status: str | None = None
 ) -> set[SourceObject]:
     """Which of these uploads (a version *and* when it landed: the same content landing again
-    later is a new upload) the ledger has a verdict for (with `status`, or any)."""
+    later is a new upload) the ledger has a verdict for in this table (with `status`, or any)."""
     objects = list(objects)
     keys = sorted({o.key for o in objects})
     if not keys:
@@ -120,8 +120,29 @@ def recorded_uploads(
         ).format(LEDGER),
         (target_table, tuple(keys), status),
     )
+    return _judged(objects, cur.fetchall())
+
+
+def recorded_anywhere(cur: Cursor, objects: Iterable[SourceObject]) -> set[SourceObject]:
+    """Which of these uploads have a verdict, into whatever table."""
+    objects = list(objects)
+    found: set[SourceObject] = set()
+    for start in range(0, len(objects), 1000):  # an IN list per 1,000 keys
+        page = objects[start : start + 1000]
+        cur.execute(
+            sql.SQL(
+                "select bucket, object_key, etag, last_modified from {} where object_key in %s"
+            ).format(LEDGER),
+            (tuple({o.key for o in page}),),
+        )
+        found |= _judged(page, cur.fetchall())
+    return found
+
+
+def _judged(objects: list[SourceObject], rows: list[tuple]) -> set[SourceObject]:
+    """The objects among `rows` (bucket, key, etag, last_modified) as the same upload."""
     landed: dict[tuple[str, str, str], list[datetime | None]] = {}
-    for bucket, key, etag, last_modified in cur.fetchall():
+    for bucket, key, etag, last_modified in rows:
         landed.setdefault((bucket, key, etag), []).append(last_modified)
     return {o for o in objects if _same_upload(naive_utc(o.last_modified), landed.get(o.version))}
 

@@ -392,3 +392,47 @@ def test_values_redshift_would_refuse_are_refused_here_too(
     ((status, error),) = ledger(warehouse, "01.csv")
     assert status == "rejected" and f"line 2, column {column}: NaN or infinity" in error, error
     assert warehouse.query("select count(*) from dev.scores") == [(0,)]
+
+
+def test_a_version_whose_run_died_is_requested_again_then_rejected(
+    declared, warehouse, s3, s3_client, bucket, instance, monkeypatch
+) -> None:
+    """A run killed before it recorded anything (out of memory, a crash) leaves its versions
+    without a verdict: the sensor's next listing requests them again (no run of the partition
+    in progress), and after three runs without a verdict records them as rejected. It never
+    moves past a version without one."""
+    from datetime import timedelta
+
+    from dagster import build_sensor_context
+
+    from etl_assets.defs.landing import sensors as landing_sensors
+    from etl_assets.lib import sensors
+    from etl_assets_tests.helpers import execute_requests
+
+    monkeypatch.setattr(sensors, "STRANDED_AFTER", timedelta(0))
+    resources = {"warehouse": warehouse, "s3": s3}
+    sensor_def = landing_sensors.landing_upload_sensor
+
+    def requested(cursor):
+        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return sensor_def(context)
+
+    land(s3_client, bucket, {"dev/append/users/07_died.csv": "user_id,name\n7,Seven\n"})
+    first = requested(declared)  # its run is never executed: the process "died"
+    assert len(first.run_requests) == 1
+    again = requested(first.cursor)
+    (retry,) = again.run_requests
+    assert retry.run_key.endswith(":attempt-2") and retry.partition_key == "dev.users"
+    execute_requests(sensor_def, again, resources, instance)
+    assert verdicts(warehouse)["07_died.csv"] == ["loaded"]
+    assert not requested(again.cursor).run_requests  # a verdict: nothing more to do
+
+    land(s3_client, bucket, {"dev/append/users/08_crash.csv": "user_id,name\n8,Eight\n"})
+    cursor = again.cursor
+    for attempt in range(4):  # three runs that never record a verdict, then none
+        tick_result = requested(cursor)
+        cursor = tick_result.cursor
+        assert len(tick_result.run_requests or []) == (1 if attempt < 3 else 0), attempt
+    ((status, error),) = ledger(warehouse, "08_crash.csv")
+    assert status == "rejected" and "no verdict after 3 runs" in error
+    assert 8 not in [u[0] for u in users(warehouse)]
