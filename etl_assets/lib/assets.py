@@ -106,12 +106,22 @@ def table_from_s3(
                 converter=converter,
             )
         except LoadError as error:
+            older = _older_good_upload(loader, target, selection, resolved, check_fn, converter)
+            if older is not None:  # the newest upload was refused: the newest good one stands
+                context.log.warning(f"{error}; published the newest upload before it instead")
+                yield from _emit_older(table, older, warehouse)
+                raise refusal(error, table) from error
             why = f"{error.key} refused, nothing published"
             for outcome in _kept_published(checks, warehouse, table, why):
                 yield _check_result(table, outcome)
             if isinstance(source, Uploads):
                 yield _check_result(table, _upload_order(selection, config or UploadConfig()))
             raise refusal(error, table) from error
+        if result.status == "rejected" and isinstance(source, Uploads):
+            older = _older_good_upload(loader, target, selection, resolved, check_fn, converter)
+            if older is not None:
+                yield from _emit_older(table, older, warehouse)
+                raise _checks_failed(table, result)
         if result.status == "superseded":
             context.log.warning(_superseded_text(selection, table))
             result.checks = _kept_published(checks, warehouse, table, "stale upload skipped")
@@ -167,6 +177,40 @@ def table_from_s3(
         yield from load(context, warehouse, s3, None)
 
     return decorate(_load)
+
+
+def _older_good_upload(
+    loader: ObjectLoader,
+    target: LoadTarget,
+    selection: Selection,
+    file_format: FileFormat,
+    checks,
+    converter: Converter | None,
+) -> LoadResult | None:
+    """The newest upload was refused: load the uploads it would have superseded, newest first,
+    until one publishes (it supersedes the older ones). Each refused one is recorded as
+    rejected by the loader, so every upload ends with a verdict; None when none publishes."""
+    older = sorted(selection.superseded, key=lambda o: (o.last_modified, o.key), reverse=True)
+    for index, candidate in enumerate(older):
+        try:
+            result = loader.load(
+                target,
+                [candidate],
+                file_format,
+                checks,
+                superseded=older[index + 1 :],
+                converter=converter,
+            )
+        except LoadError:
+            continue
+        if result.status in ("published", "up_to_date"):
+            return result
+    return None
+
+
+def _emit_older(table: TableSpec, older: LoadResult, warehouse: WarehouseResource) -> Iterator:
+    metadata = _source_metadata(Selection([f.source for f in older.files]))
+    yield from emit_load_result(table, older, warehouse, metadata)
 
 
 def refreshed_views(loader: AssetsDefinition) -> list[AssetKey]:
@@ -283,14 +327,18 @@ def emit_load_result(
     for outcome in result.checks:
         yield _check_result(table, outcome)
     if result.status == "rejected":
-        failed = [f"{o.name}: {o.detail}" for o in result.checks if o.blocking and not o.passed]
-        raise Failure(
-            description=f"{key.to_user_string()} not published; blocking checks failed: "
-            + " | ".join(failed),
-        )
+        raise _checks_failed(table, result)
     metadata = load_metadata(result, extra_metadata)
     metadata["dagster/column_schema"] = column_schema(warehouse, table.schema, table.name)
     yield MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _checks_failed(table: TableSpec, result: LoadResult) -> Failure:
+    failed = [f"{o.name}: {o.detail}" for o in result.checks if o.blocking and not o.passed]
+    return Failure(
+        description=f"{asset_key(table).to_user_string()} not published; blocking checks"
+        " failed: " + " | ".join(failed),
+    )
 
 
 def load_metadata(result: LoadResult, extra: dict | None = None) -> dict:

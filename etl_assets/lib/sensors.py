@@ -280,16 +280,15 @@ def not_loaded_yet(
     uploads: list[dict], warehouse: WarehouseResource, bucket: str, log
 ) -> list[dict]:
     """On a sensor's first tick (a new Dagster instance, a cleared cursor), the uploads the
-    ledger has not recorded as loaded: versions loaded before (by the demo, by another
-    instance) would only start runs that find them up to date."""
+    ledger has no verdict for: versions loaded or refused before (by the demo, by another
+    instance) would only start runs that find them done. An upload is a version and when it
+    landed: the same content landing again later is new."""
     if not uploads:
         return uploads
     ensure_tables(warehouse, [])  # the ledger
-    with warehouse.get_connection() as conn, conn.cursor() as cur:
-        loaded = ledger.loaded_anywhere(cur, bucket, [u["Key"] for u in uploads])
-    fresh = [u for u in uploads if (u["Key"], u["ETag"].strip('"')) not in loaded]
+    fresh = _without_verdict(warehouse, bucket, uploads)
     if len(fresh) < len(uploads):
-        log.info(f"{len(uploads) - len(fresh)} upload(s) already loaded (ledger): not requested")
+        log.info(f"{len(uploads) - len(fresh)} upload(s) already have a verdict: not requested")
     return fresh
 
 

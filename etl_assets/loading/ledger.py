@@ -155,21 +155,6 @@ def _same_upload(moment: datetime | None, recorded: list[datetime | None] | None
     return any(at is None or abs(at - moment) <= SAME_UPLOAD_WITHIN for at in recorded)
 
 
-def loaded_anywhere(cur: Cursor, bucket: str, keys: list[str]) -> set[tuple[str, str]]:
-    """(key, etag) of these keys' versions loaded into any table."""
-    found: set[tuple[str, str]] = set()
-    for start in range(0, len(keys), 1000):  # an IN list per 1,000 keys, on both dialects
-        cur.execute(
-            sql.SQL(
-                "select distinct object_key, etag from {} where bucket = %s and status = %s"
-                " and object_key in %s"
-            ).format(LEDGER),
-            (bucket, LOADED, tuple(keys[start : start + 1000])),
-        )
-        found |= set(cur.fetchall())
-    return found
-
-
 def published_last_modified(cur: Cursor, target_table: str) -> datetime | None:
     """When the newest object version published into this table was last modified."""
     cur.execute(

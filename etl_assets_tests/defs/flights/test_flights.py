@@ -435,3 +435,55 @@ def test_an_uploads_run_checks_the_refreshed_views_after_the_publish() -> None:
         "flights__delayed_flights_agg_delayed_agg_matches_flights",
     }
     assert all(deps == {"flights__flights"} for deps in view_checks.values())
+
+
+def test_a_good_upload_then_a_bad_one_between_two_ticks_publishes_the_good_one(
+    loaded, warehouse, s3, s3_client, bucket
+) -> None:
+    """Policy `newest`: only the newest upload of a tick is tried. When it is refused, the
+    good one before it (which it would have superseded) is published instead, and every upload
+    has its verdict; it used to be neither published nor recorded."""
+    from dagster import DagsterInstance
+
+    from etl_assets_tests.helpers import sensor_tick_and_runs
+
+    instance = DagsterInstance.ephemeral()
+    _, cursor = sensor_tick_and_runs("flights_upload_sensor", warehouse, s3, instance)
+    good = upload_flights(s3_client, bucket, "good.csv", 17, seed=5)
+    time.sleep(1.1)  # lands a second later: the newest
+    bad = t.UPLOAD_PREFIX + "bad.csv"
+    s3_client.put_object(Bucket=bucket, Key=bad, Body=b"not,the,header\n1,2,3\n")
+    (result,), _ = sensor_tick_and_runs("flights_upload_sensor", warehouse, s3, instance, cursor)
+    assert not result.success  # it reports the refusal
+    assert published(warehouse) == 17
+    statuses = dict(
+        warehouse.query(
+            "select object_key, status from etl_audit.file_ledger where object_key in %s",
+            ((good, bad),),
+        )
+    )
+    assert statuses == {good: "loaded", bad: "rejected"}
+
+
+def test_a_reupload_first_seen_by_a_new_instance_is_published(
+    loaded, warehouse, s3, s3_client, bucket
+) -> None:
+    """A, B, then A again under one key, the third upload first seen by a sensor with no
+    cursor (a new Dagster instance): it is newer than the published B, so it is applied,
+    whatever the sensor remembers (the ledger had A's version as loaded and skipped it)."""
+    from dagster import DagsterInstance
+
+    from etl_assets_tests.helpers import sensor_tick_and_runs
+
+    sensor = "flights_upload_sensor"
+    _, cursor = sensor_tick_and_runs(sensor, warehouse, s3, DagsterInstance.ephemeral())
+    upload_flights(s3_client, bucket, "first upload.csv", 25, seed=2)  # B
+    sensor_tick_and_runs(sensor, warehouse, s3, DagsterInstance.ephemeral(), cursor)
+    assert published(warehouse) == 25
+    time.sleep(2.1)
+    upload_flights(s3_client, bucket, "first upload.csv", 40)  # A's content again
+    results, _ = sensor_tick_and_runs(
+        "flights_upload_sensor", warehouse, s3, DagsterInstance.ephemeral(), None
+    )
+    assert [r.success for r in results] == [True]
+    assert published(warehouse) == 40
