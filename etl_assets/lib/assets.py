@@ -5,6 +5,7 @@ ones on the shadow before publish, and reports row counts, column schema and sou
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,18 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    PartitionKeyRange,
     PartitionsDefinition,
     TableColumn,
     TableColumnConstraints,
     TableSchema,
+    TimeWindow,
     asset,
 )
 from psycopg2 import sql
 
 from etl_assets.lib.checks import NamedCheck, asset_key, blocking_specs, combine, shadow_checks
-from etl_assets.lib.sources import ObjectSource, Selection, UploadConfig, Uploads
+from etl_assets.lib.sources import DatedFiles, ObjectSource, Selection, UploadConfig, Uploads
 from etl_assets.loading.dialect import create_view, serialize, table_ref
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import FileFormat
@@ -96,8 +99,10 @@ def table_from_s3(
             for obj in selection.objects:
                 loader.record_refusal(target, obj, f"{obj.key}: not loaded: {error}")
             raise refusal(error, table) from error
+        # a range of days that can fall back to day by day records no refusal of its own
+        whole = loader if not _day_by_day(source, context) else loader.quiet()
         try:
-            result = loader.load(
+            result = whole.load(
                 target,
                 selection.objects,
                 resolved,
@@ -106,6 +111,9 @@ def table_from_s3(
                 converter=converter,
             )
         except LoadError as error:
+            if _day_by_day(source, context):  # one day refused: the others publish alone
+                yield from load_each_day(context, loader, client, s3.bucket, resolved, warehouse)
+                return
             older = _older_good_upload(loader, target, selection, resolved, check_fn, converter)
             if older is not None:  # the newest upload was refused: the newest good one stands
                 context.log.warning(f"{error}; published the newest upload before it instead")
@@ -117,6 +125,9 @@ def table_from_s3(
             if isinstance(source, Uploads):
                 yield _check_result(table, _upload_order(selection, config or UploadConfig()))
             raise refusal(error, table) from error
+        if result.status == "rejected" and _day_by_day(source, context):
+            yield from load_each_day(context, loader, client, s3.bucket, resolved, warehouse)
+            return
         if result.status == "rejected" and isinstance(source, Uploads):
             older = _older_good_upload(loader, target, selection, resolved, check_fn, converter)
             if older is not None:
@@ -136,6 +147,45 @@ def table_from_s3(
                     metadata={"refreshed_by": table.qualified, "load_id": result.load_id},
                 )
 
+    def load_each_day(
+        context: AssetExecutionContext,
+        loader: ObjectLoader,
+        client,
+        bucket: str,
+        resolved: FileFormat,
+        warehouse: WarehouseResource,
+    ) -> Iterator:
+        """The run's days loaded one by one, each published (and materialized) or refused
+        alone; the run fails naming the refused days. Taken when the range, loaded as one,
+        was refused: the happy path stays one load."""
+        assert isinstance(source, DatedFiles) and partitions_def is not None
+        outcomes: list[CheckOutcome] = []
+        refused: list[str] = []
+        for key in context.partition_keys:
+            day = OnePartition(key, partitions_def.time_window_for_partition_key(key))
+            selection = source.select_window(client, bucket, day.partition_time_window)
+            if not selection.objects:
+                continue
+            target = LoadTarget(table.schema, table.name, _resolve(publish, day, selection))
+            try:
+                result = loader.load(target, selection.objects, resolved, check_fn)
+            except LoadError as error:
+                refused.append(f"{key}: {error}")
+                continue
+            outcomes += [replace(o, detail=f"{key}: {o.detail}") for o in result.checks]
+            if result.status == "rejected":
+                refused.append(f"{key}: {_checks_failed(table, result).description}")
+                continue
+            metadata = load_metadata(result, {"partition_loaded_alone": True})
+            yield AssetMaterialization(asset_key=asset_key(table), partition=key, metadata=metadata)
+        yield from _combined_checks(table, checks, outcomes, refused)
+        if refused:
+            raise Failure(
+                description=f"{len(refused)} of {len(context.partition_keys)} day(s) refused;"
+                " every other day was published on its own:\n" + "\n".join(refused),
+                allow_retries=False,
+            )
+
     specs = blocking_specs(table, checks)
     if isinstance(source, Uploads):
         specs.append(
@@ -153,6 +203,7 @@ def table_from_s3(
         check_specs=specs,
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run() if partitions_def else None,
+        output_required=partitions_def is None,  # days loaded alone materialize one by one
         kinds={"s3", "sql"},
         pool=table.qualified,
         metadata={REFRESHES: ", ".join(k.to_user_string() for k in refreshes)}
@@ -177,6 +228,41 @@ def table_from_s3(
         yield from load(context, warehouse, s3, None)
 
     return decorate(_load)
+
+
+@dataclass(frozen=True)
+class OnePartition:
+    """One partition of a ranged run, shaped like the context a publish mode is chosen from."""
+
+    key: str
+    partition_time_window: TimeWindow
+
+    @property
+    def partition_key_range(self) -> PartitionKeyRange:
+        return PartitionKeyRange(self.key, self.key)
+
+
+def _day_by_day(source: ObjectSource, context: AssetExecutionContext) -> bool:
+    return (
+        isinstance(source, DatedFiles)
+        and context.has_partition_key_range
+        and len(context.partition_keys) > 1
+    )
+
+
+def _combined_checks(
+    table: TableSpec, checks, outcomes: list[CheckOutcome], refused: list[str]
+) -> Iterator[AssetCheckResult]:
+    """One result per check over the days loaded alone: failed if it failed for any day."""
+    for check in checks:
+        mine = [o for o in outcomes if o.name == check.name]
+        failed = [o.detail for o in mine if not o.passed]
+        details = failed or [o.detail for o in mine] or ["no day published"]
+        if refused:
+            details.append(f"refused: {'; '.join(refused)}"[:1000])
+        yield _check_result(
+            table, CheckOutcome(check.name, not failed, " | ".join(details)[:4000], check.blocking)
+        )
 
 
 def _older_good_upload(

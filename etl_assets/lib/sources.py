@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from dagster import AssetExecutionContext, Config
+from dagster import AssetExecutionContext, Config, TimeWindow
 from pydantic import Field
 
 from etl_assets.loading.ledger import SourceObject
@@ -103,7 +103,9 @@ class DatedFiles:
     suffix: str = ""
 
     def select(self, s3_client, bucket: str, context: AssetExecutionContext) -> Selection:
-        window = context.partition_time_window
+        return self.select_window(s3_client, bucket, context.partition_time_window)
+
+    def select_window(self, s3_client, bucket: str, window: TimeWindow) -> Selection:
         first, end = window.start.date(), window.end.date()
         found = []
         for obj in list_objects(s3_client, bucket, self.prefix, self.suffix):

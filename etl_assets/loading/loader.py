@@ -170,6 +170,7 @@ class ObjectLoader:
         run_id: str | None = None,
         report: Report | None = None,
         already_recorded: AlreadyRecorded | None = None,
+        record_refusals: bool = True,
     ):
         """`report`: told how far large files have streamed (a run's log).
         `already_recorded`: which objects have a verdict already (asked under the target's lock
@@ -180,6 +181,14 @@ class ObjectLoader:
         self.run_id = run_id
         self.report = report
         self.already_recorded = already_recorded
+        # False: a refused load records nothing (its caller tries the files again in parts)
+        self.record_refusals = record_refusals
+
+    def quiet(self) -> ObjectLoader:
+        """This loader, recording no refusal: for a load its caller tries again in parts."""
+        return ObjectLoader(
+            self.warehouse, self.s3, self.run_id, self.report, self.already_recorded, False
+        )
 
     def load(
         self,
@@ -311,7 +320,8 @@ class ObjectLoader:
                 _refuse_rows_outside(cur, staging.fill, target.mode, step.objects)
         except LoadError as error:
             conn.rollback()
-            self._record_rejection(target, step.objects, error, load_id)
+            if self.record_refusals:
+                self._record_rejection(target, step.objects, error, load_id)
             raise
         checked = WrittenRows(staging.checked, written)
         outcomes = step.checks(cur, checked, files) if step.checks else []
@@ -319,7 +329,7 @@ class ObjectLoader:
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
             result = LoadResult("rejected", load_id, files, outcomes)
-            if step.split_on_rejection and len(step.objects) > 1:
+            if not self.record_refusals or (step.split_on_rejection and len(step.objects) > 1):
                 raise StepRejected(result, split=True)
             self._record_failed_checks(target, files, outcomes, load_id)
             raise StepRejected(result)

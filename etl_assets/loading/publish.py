@@ -160,7 +160,7 @@ def _merge(
     columns = [checked_identifier(c) for c in mode.columns] if mode.columns else None
     if columns is None:
         cur.execute(sql.SQL("select * from {} limit 0").format(shadow))
-        columns = [checked_identifier(d.name) for d in cur.description]
+        columns = [checked_identifier(d[0]) for d in cur.description]
     updated = 0
     assigned = [c for c in columns if c not in key]
     if assigned:

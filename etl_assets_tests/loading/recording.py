@@ -62,7 +62,7 @@ class RecordingCursor:
             self._rows = [(0,)]  # a partition load's rows all inside the partition
         if not self._rows and "from sys_load_detail" in text and RecordingWarehouse.copies:
             self._rows = list(RecordingWarehouse.copies[-1]["lines"].items())
-        if re.match(r'select \* from [\w".]+ limit 0$', text):
+        if re.match(r'select \* from [\w".-]+ limit 0$', text):
             self.description = [(c,) for c in RecordingWarehouse.columns]
         self.rowcount = 5
 

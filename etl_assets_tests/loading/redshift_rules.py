@@ -54,7 +54,7 @@ NOT_IN_TRANSACTION = re.compile(
     r"^\s*(truncate\b|vacuum\b|alter\s+table\s+\S+\s+alter\s+column\s+\S+\s+type\b)", re.I
 )
 COPY_SHAPE = re.compile(
-    r'COPY "\w+"(\."\w+")?( \("\w+"(, "\w+")*\))? FROM \'s3://[^\']+\.manifest\''
+    r'COPY "[\w-]+"(\."\w+")?( \("\w+"(, "\w+")*\))? FROM \'s3://[^\']+\.manifest\''
     r" IAM_ROLE ('arn:aws[a-z-]*:iam::\d{12}:role/[^']+'|default)"
     r" FORMAT AS (JSON '(auto|auto ignorecase|s3://[^']+)'"
     r"|CSV( IGNOREHEADER 1)? EMPTYASNULL BLANKSASNULL)"

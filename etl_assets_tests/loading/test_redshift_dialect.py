@@ -15,7 +15,7 @@ from etl_assets.loading.errors import LoadError
 from etl_assets.loading.formats import Csv, JsonAuto, JsonPaths
 from etl_assets.loading.ledger import SourceObject
 from etl_assets.loading.loader import LoadTarget, ObjectLoader
-from etl_assets.loading.publish import Append, MergeByKey, ReplacePartition, Snapshot
+from etl_assets.loading.publish import Append, MergeByKey, ReplacePartition, Snapshot, shadow_name
 from etl_assets.loading.sources import list_objects
 from etl_assets.resources.warehouse import WarehouseResource
 from etl_assets_tests.loading.recording import ROLE, RecordingWarehouse
@@ -76,10 +76,11 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     load_id = result.load_id
     manifest = f"s3://{bucket}/_manifests/sparkify/staging_events/{load_id}.manifest"
     assert log[0] == 'lock "etl_audit"."file_ledger"'  # writers one at a time; readers never wait
-    assert log[2] == 'create temp table "staging_events__shadow" (like "sparkify"."staging_events")'
-    assert log[3] == 'select * from "staging_events__shadow" limit 0'  # columns for JSON keys
+    shadow = shadow_of("sparkify", "staging_events")
+    assert log[2] == f'create temp table {shadow} (like "sparkify"."staging_events")'
+    assert log[3] == f"select * from {shadow} limit 0"  # columns for JSON keys
     assert log[4] == (
-        f"COPY \"staging_events__shadow\" FROM '{manifest}' IAM_ROLE '{ROLE}'"
+        f"COPY {shadow} FROM '{manifest}' IAM_ROLE '{ROLE}'"
         f" FORMAT AS JSON 's3://{bucket}/sparkify/log_json_path.json' REGION 'us-west-2'"
         " MANIFEST COMPUPDATE OFF STATUPDATE OFF"
     )
@@ -91,13 +92,13 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
     )
     assert log[7] == (
         "select sum(case when ts >= 1541030400000 and ts < 1541203200000 then 0 else 1 end)"
-        ' from "staging_events__shadow"'
+        f" from {shadow}"
     )
     assert not any("stl_" in statement for statement in log)
     assert log[8:11] == [
         'delete from "sparkify"."staging_events" where ts >= 1541030400000 and ts < 1541203200000',
-        'insert into "sparkify"."staging_events" select * from "staging_events__shadow"',
-        'drop table "staging_events__shadow"',
+        f'insert into "sparkify"."staging_events" select * from {shadow}',
+        f"drop table {shadow}",
     ]
     ledger_rows = [s for s in log if s.startswith('insert into "etl_audit"."file_ledger"')]
     assert len(ledger_rows) == 1 and ledger_rows[0].count("'loaded'") == 2  # one multi-row insert
@@ -252,9 +253,15 @@ def _publish_log(redshift, bucket, s3_client, mode, table="flights") -> list[str
     return log
 
 
+def shadow_of(schema: str, table: str) -> str:
+    """A load's shadow table, as a statement names it."""
+    return '"' + shadow_name(schema, table).strings[0] + '"'
+
+
 def _shadow_filled(log: list[str], table: str) -> None:
-    start = log.index(f'create temp table "{table}__shadow" (like "flights"."{table}")')
-    assert log[start + 1].startswith(f'COPY "{table}__shadow" FROM ')
+    shadow = shadow_of("flights", table)
+    start = log.index(f'create temp table {shadow} (like "flights"."{table}")')
+    assert log[start + 1].startswith(f"COPY {shadow} FROM ")
 
 
 def test_snapshot_publish_deletes_and_copies_into_the_table_in_one_transaction(
@@ -265,25 +272,35 @@ def test_snapshot_publish_deletes_and_copies_into_the_table_in_one_transaction(
     assert log[delete + 1].startswith('COPY "flights"."flights" FROM ')
     assert "FORMAT AS CSV IGNOREHEADER 1 EMPTYASNULL BLANKSASNULL" in log[delete + 1]
     assert log[delete + 2] == "select pg_last_copy_count()"  # 3 rows = 4 lines less the header
-    assert not any("__shadow" in s for s in log)
+    assert not any("etl-shadow" in s for s in log)
 
 
 def test_append_publish_inserts_without_deleting(redshift, bucket, s3_client):
     log = _publish_log(redshift, bucket, s3_client, Append(), "events")
     _shadow_filled(log, "events")
     assert not any(s.startswith("delete") for s in log)
-    assert 'insert into "flights"."events" select * from "events__shadow"' in log
+    shadow = shadow_of("flights", "events")
+    assert f'insert into "flights"."events" select * from {shadow}' in log
     assert any(s.startswith("select distinct bucket, object_key, etag") for s in log)
 
 
-def test_merge_publish_deletes_matching_keys_then_inserts(redshift, bucket, s3_client):
+def test_merge_publish_updates_matching_keys_then_inserts_the_others(redshift, bucket, s3_client):
+    """The staging-table merge of the Redshift guide (update from the stage, delete from the
+    stage what the target has, insert the rest): no alias on UPDATE's target."""
     log = _publish_log(redshift, bucket, s3_client, MergeByKey(("id", "day")), "events")
     _shadow_filled(log, "events")
-    delete = log.index(
-        'delete from "flights"."events" using "events__shadow" where'
-        ' "events"."id" = "events__shadow"."id" and "events"."day" = "events__shadow"."day"'
+    s = shadow_of("flights", "events")
+    match = f'"events"."id" = {s}."id" and "events"."day" = {s}."day"'
+    # the recording warehouse describes the shadow's columns as a, b
+    sets = f'"a" = {s}."a", "b" = {s}."b"'
+    update = log.index(f'update "flights"."events" set {sets} from {s} where {match}')
+    assert log[update + 1] == (
+        f'delete from {s} using "flights"."events" where'
+        f' {s}."id" = "events"."id" and {s}."day" = "events"."day"'
     )
-    assert log[delete + 1] == 'insert into "flights"."events" select * from "events__shadow"'
+    assert log[update + 2] == (
+        f'insert into "flights"."events" ("a", "b") select "a", "b" from {s}'
+    )
 
 
 def test_a_key_longer_than_sys_load_details_file_name_is_still_counted(redshift, bucket, s3_client):

@@ -219,3 +219,40 @@ def test_the_event_days_are_the_configured_window() -> None:
     assert len(open_ended) > 365 and open_ended[-1] > "2026"
     with pytest.raises(ValueError, match="FIRST..END"):
         event_days_window("2018-11-01")
+
+
+def test_one_bad_day_of_a_backfill_refuses_that_day_only(
+    warehouse, s3, s3_client, bucket, sample, tmp_path
+) -> None:
+    """A backfill of five days is one run; one day's file is refused (a hostile line). The
+    other four days publish, each on its own, and are materialized; the run fails naming the
+    refused day. It used to publish none of the five."""
+    key = "sparkify/log_data/2018/11/2018-11-03-events.json"
+    lines = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    lines[9] = lines[9][:-5]  # line 10 is not JSON
+    s3_client.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode())
+
+    result = run(warehouse, s3, "2018-11-01", "2018-11-05")
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "1 of 5 day(s) refused" in message and f"2018-11-03: {key}: line 10" in message
+    days = warehouse.query(
+        "select distinct to_char(to_timestamp(ts / 1000) at time zone 'UTC', 'YYYY-MM-DD')"
+        " from sparkify.staging_events order by 1"
+    )
+    assert [d for (d,) in days] == ["2018-11-01", "2018-11-02", "2018-11-04", "2018-11-05"]
+    materialized = sorted(
+        m.partition
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.path[-1] == "staging_events"
+    )
+    assert materialized == ["2018-11-01", "2018-11-02", "2018-11-04", "2018-11-05"]
+    statuses = dict(
+        warehouse.query(
+            "select object_key, status from etl_audit.file_ledger"
+            " where target_table = 'sparkify.staging_events'"
+        )
+    )
+    assert statuses[key] == "rejected" and list(statuses.values()).count("loaded") == 4
