@@ -31,8 +31,11 @@ import io
 import json
 import random
 import re
+import sys
+import types
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 DB = "dev"
 ACTIONS = ("append", "truncate", "upsert", "schema")
@@ -340,7 +343,14 @@ EXTRA_COLUMNS = ("extra", "qty", "memo", "flag")
 
 
 def text_of_bytes(rng: random.Random, budget: int, over: bool) -> str:
-    """A string of at most `budget` UTF-8 bytes (at least 1 character), or, `over`, of more."""
+    """A string of at most `budget` UTF-8 bytes (at least 1 character, often exactly `budget`
+    bytes), or, `over`, of more: mostly no more characters than `budget` (too long in bytes
+    only, as 'é' counts 2)."""
+    if over and rng.random() < 0.7:
+        wide = "é" * (budget // 2 + 1)  # budget + 1 or + 2 bytes, fewer characters than budget
+        return wide if len(wide) <= budget else "é" * budget
+    if not over and rng.random() < 0.3:
+        return "é" * (budget // 2) + "a" * (budget % 2) or "a"  # exactly `budget` bytes
     out = ""
     target = budget + rng.randint(1, 3) if over else rng.randint(1, max(1, budget))
     while len(out.encode()) < target:
@@ -391,7 +401,7 @@ class TableGen:
         rng.shuffle(columns)
         ops = ACTIONS
         if rng.random() < 0.25:
-            ops = tuple(a for a in ACTIONS if a == "append" or rng.random() < 0.6)
+            ops = tuple(a for a in ACTIONS if a == "append" or rng.random() < 0.5)
         contract = Contract(self.table, tuple(columns), ("id",), ops)
         body = json.dumps(contract.document()).encode()
         return self._believe(Upload(self.table, "schema", self._name("json"), body, 0, "declare"))
@@ -432,7 +442,7 @@ class TableGen:
         elif kind == "same":
             spelled = {c.name: c.type.upper() for c in columns if rng.random() < 0.5}
         elif kind == "ops":
-            ops = tuple(a for a in ACTIONS if a == "upsert" or rng.random() < 0.75)
+            ops = tuple(a for a in ACTIONS if a == "upsert" or rng.random() < 0.6)
         elif kind == "drop":
             columns.remove(rng.choice([c for c in columns if c.name not in key]))
         elif kind == "narrow":
@@ -469,8 +479,11 @@ class TableGen:
         if before and roll < existing + 0.1:
             return self.rng.choice(before)
         self.next_key += self.rng.randint(1, 2)
-        self.keys_used.append(self.next_key)
-        return str(self.next_key)
+        key = self.next_key
+        if self.contract.column("id").type == "bigint" and self.rng.random() < 0.4:
+            key += 2**31  # fits once the key is widened to a bigint
+        self.keys_used.append(key)
+        return str(key)
 
     def _value(self, col: Col) -> str | None:
         rng = self.rng
@@ -539,18 +552,18 @@ class TableGen:
             ]
             taken.update(v for c, v in zip(columns, row, strict=True) if c.name == "id")
             rows.append(row)
-        if rows and rng.random() < 0.15:
+        if rows and rng.random() < 0.1:
             at = rng.randrange(len(header))
             rows[rng.randrange(len(rows))][at], what = self._bad(columns[at])
             notes.append(f"{header[at]}: {what}")
-        if "id" in header and len(rows) >= 2 and rng.random() < 0.1:
+        if "id" in header and len(rows) >= 2 and rng.random() < 0.08:
             at = header.index("id")
             rows[-1][at] = rows[0][at]
             notes.append("key twice")
         name = self._name("csv")
-        if self.data_uploads and rng.random() < 0.12:
+        if self.data_uploads and rng.random() < 0.15:
             earlier = rng.choice(self.data_uploads)
-            if rng.random() < 0.3:  # the very same version again
+            if rng.random() < 0.4:  # the very same version again
                 upload = Upload(
                     self.table,
                     earlier.action,
@@ -564,7 +577,7 @@ class TableGen:
                 return self._believe(upload)
             action, name = earlier.action, earlier.file_name  # a new version of that key
             notes.append("new version of its key")
-        elif self.names and rng.random() < 0.15:
+        elif self.names and rng.random() < 0.25:
             name = self.names[-1]  # the same file name under another action, maybe one second
             notes.append("same name as the previous")
         self.names.append(name)
@@ -609,3 +622,89 @@ def generate(seed: int) -> list[list[Upload | str]]:
             tick.append(upload)
         ticks.append(tick)
     return ticks
+
+
+# ---- mutants: wrong readings of the rules the default seeds must tell apart -------------
+
+# (what the mistake is, the text of the reference it replaces, the replacement)
+MUTANTS = {
+    "upsert replaces the whole row": (
+        "result[k] = {**result.get(k, blank), **r}",
+        "result[k] = {**blank, **r}",
+    ),
+    "append overwrites existing keys": ("if any(k in model.rows for k in keys):", "if False:"),
+    "truncate merges like upsert": ('if upload.action == "truncate":', "if False:"),
+    "widths in characters, not bytes": (
+        "if len(value.encode()) > width:",
+        "if len(value) > width:",
+    ),
+    "schema files not first in their second": ('upload.action != "schema",', "False,"),
+    "upsert < append < truncate for one name": (
+        "ACTION_ORDER.index(upload.action),",
+        "-ACTION_ORDER.index(upload.action),",
+    ),
+    "a second's files by key, not by name": (
+        "        upload.file_name,\n",
+        "        upload.key,\n",
+    ),
+    "schema files allowed whatever the contract says": (
+        'if "schema" not in current.allowed_operations:',
+        "if False:",
+    ),
+    "an identical schema file is no exception": (
+        'if wanted == current:\n            return "identical"',
+        'if False:\n            return "identical"',
+    ),
+    "a key twice in a file: the last row wins": ("if len(set(keys)) != len(keys):", "if False:"),
+    "integers never widen": ("return INT_RANGE[new] > INT_RANGE[old]", "return False"),
+    "varchars never widen": (
+        "return bool(a and b and int(b.group(1)) > int(a.group(1)))",
+        "return False",
+    ),
+    "an upsert's new keys need no required column": (
+        "for row in result.values():",
+        'for row in (result.values() if upload.action != "upsert" else []):',
+    ),
+    "allowed_operations ignored for data files": (
+        "if upload.action not in contract.allowed_operations:",
+        "if False:",
+    ),
+    "new nullable columns refused": (
+        "if current.column(new.name) is None and not new.nullable:",
+        "if current.column(new.name) is None:",
+    ),
+    "LastModified ignored (name order only)": ("    return (\n        at,\n", "    return (\n"),
+    "integer is 32 bits unsigned": ('"integer": 2**31', '"integer": 2**32'),
+    "the same version applied again": ("if upload.version in self.verdicts:", "if False:"),
+}
+
+
+def mutant(name: str) -> type[Reference]:
+    """The Reference class of this module with one mistake made (a module of its own)."""
+    old, new = MUTANTS[name]
+    source = Path(__file__).read_text(encoding="utf-8")
+    assert source.count(old) >= 1, f"mutant {name!r}: {old!r} is no longer in the reference"
+    module = types.ModuleType(f"{__name__}_mutant_{list(MUTANTS).index(name)}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source.replace(old, new, 1), module.__name__, "exec"), module.__dict__)
+    return module.Reference
+
+
+def with_simulated_times(ticks: list[list[Upload | str]]) -> list[Upload]:
+    """The uploads as if each tick landed in one second (NEXT_SECOND: the next), two seconds
+    apart: the pure-Python stand-in for the LastModified values S3 gives."""
+    uploads, second = [], 0
+    for tick in ticks:
+        for item in tick:
+            if item == NEXT_SECOND:
+                second += 1
+                continue
+            item.last_modified = datetime(2026, 1, 1) + timedelta(seconds=second)
+            uploads.append(item)
+        second += 2
+    return uploads
+
+
+def outcome(reference: Reference) -> tuple[dict, dict]:
+    statuses = {version: status for version, (status, _) in reference.verdicts.items()}
+    return statuses, {table: model.sorted_rows() for table, model in reference.tables.items()}

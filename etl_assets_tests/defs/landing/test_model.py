@@ -23,6 +23,7 @@ from etl_assets_tests.landing_model import (
     DB,
     INT_RANGE,
     LOADED,
+    MUTANTS,
     NEXT_SECOND,
     REJECTED,
     Col,
@@ -32,10 +33,13 @@ from etl_assets_tests.landing_model import (
     csv_body,
     generate,
     landing_sort_key,
+    mutant,
+    outcome,
+    with_simulated_times,
 )
 
 SENSOR = "landing_upload_sensor"
-DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+DEFAULT_SEEDS = (0, 20, 73, 182, 273)
 
 
 def seeds() -> list[int]:
@@ -172,6 +176,10 @@ def land_and_tick(ticks, warehouse, s3, s3_client, bucket, instance):
         for upload in landed:
             upload.etag = listed[upload.key]["ETag"].strip('"')
             upload.last_modified = listed[upload.key]["LastModified"].astimezone(UTC)
+        if uploads and landed:  # the harness's promise: ticks never share a second
+            previous = max(u.last_modified.replace(microsecond=0) for u in uploads)
+            first = min(u.last_modified.replace(microsecond=0) for u in landed)
+            assert first > previous, f"tick {landed[0].tick} landed in the second of the last"
         uploads += landed
         results, cursor = sensor_tick_and_runs(SENSOR, warehouse, s3, instance, cursor)
         for result in results:
@@ -301,3 +309,19 @@ def report(seed: int, uploads: list[Upload], reference: Reference, warehouse, pr
             actual_rows = f"(cannot read: {error})"
         lines.append(f"{DB}.{table} {names}: actual rows   {actual_rows}")
     return "\n".join(lines)
+
+
+def test_the_default_seeds_tell_every_wrong_reading_of_the_rules() -> None:
+    """The default seeds were picked (from 0..299, fewest uploads first) so that between them
+    they catch every mutant of the reference: a product that made one of these mistakes would
+    fail on one of them (pure Python, with one second per tick standing in for S3's times)."""
+    missed = []
+    for name in MUTANTS:
+        wrong = mutant(name)
+        for seed in DEFAULT_SEEDS:
+            uploads = with_simulated_times(generate(seed))
+            if outcome(wrong().apply(uploads)) != outcome(Reference().apply(uploads)):
+                break
+        else:
+            missed.append(name)
+    assert not missed, f"no default seed tells these mistakes from the rules: {missed}"
