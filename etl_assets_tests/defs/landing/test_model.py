@@ -160,8 +160,9 @@ def land_and_tick(ticks, warehouse, s3, s3_client, bucket, instance):
         wait_for_next_second(put_at)
         landed: list[Upload] = []
         for item in tick:
-            if item == NEXT_SECOND:
+            if item == NEXT_SECOND:  # several in a row: as many seconds
                 wait_for_next_second(put_at)
+                put_at = time.time()
                 continue
             s3_client.put_object(Bucket=bucket, Key=item.key, Body=item.body)
             put_at = time.time()
