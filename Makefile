@@ -23,7 +23,7 @@ test: install          ## the test suite against a real PostgreSQL and S3 (own s
 	$(BIN)/python -m pytest
 
 MODEL_SEEDS ?= 200
-test-model: install    ## the landing zone's model-based test over MODEL_SEEDS seeds (about 10 s a seed)
+test-model: install    ## the landing zone's model-based test over MODEL_SEEDS seeds (about 7 s a seed)
 	ETL_MODEL_SEEDS=$(MODEL_SEEDS) $(BIN)/python -m pytest -q etl_assets_tests/defs/landing/test_model.py
 
 test-redshift: install  ## the warehouse suite on your Redshift cluster/workgroup and bucket
