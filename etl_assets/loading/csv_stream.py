@@ -94,8 +94,16 @@ class CountingReader:
 class CsvHeaderReader(CountingReader):
     """The body without its header line; the header is verified before anything is read on."""
 
-    def __init__(self, body, key: str, expected_header: str | None, chunk_bytes: int) -> None:
+    def __init__(
+        self,
+        body,
+        key: str,
+        expected_header: str | None,
+        chunk_bytes: int,
+        empty_ok: bool = False,
+    ) -> None:
         super().__init__(body, key, first_line=2)
+        self._empty_ok = empty_ok
         self._rest: bytes | None = self._read_header(expected_header, chunk_bytes)
 
     def read(self, size: int = -1) -> bytes:
@@ -121,7 +129,7 @@ class CsvHeaderReader(CountingReader):
         header_text = header.removeprefix(_BOM).rstrip(b"\r").decode("utf-8", "replace")
         if expected is not None and header_text != expected:
             raise LoadError(self._key, 1, header_mismatch(header_text, expected))
-        if not rest.strip():
+        if not rest.strip() and not self._empty_ok:
             raise LoadError(self._key, 1, "header only, no data lines")
         return rest
 

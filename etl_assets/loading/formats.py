@@ -45,12 +45,14 @@ class Csv:
 
     With `expected_header`, a file whose first line differs is refused before any row loads.
     With `columns`, the file's fields fill these columns, in this order (the others load NULL);
-    without, the table's columns in table order.
+    without, the table's columns in table order. A file of a header and no data lines is
+    refused, unless `empty_ok` (zero rows: a truncate that empties a landing table).
     """
 
     header: bool = True
     expected_header: str | None = None
     columns: tuple[str, ...] | None = None
+    empty_ok: bool = False
 
 
 FileFormat = JsonPaths | JsonAuto | Csv

@@ -45,6 +45,7 @@ from etl_assets.loading.publish import (
 )
 from etl_assets.loading.redshift_copy import CopyAccess, fill_from_s3
 from etl_assets.loading.retry import retry_serialization
+from etl_assets.loading.tables import relation_as_on_redshift
 from etl_assets.resources.warehouse import WarehouseResource
 
 log = logging.getLogger(__name__)
@@ -580,7 +581,30 @@ def prepare_staging(
             clear_for_in_place(cur, target.schema, target.table)
         return Staging(target.ref, rows_written_here(target.ref, target.mode), True)
     cur.execute(shadow_statement(target))
+    if dialect != "redshift":
+        relation_as_on_redshift(cur, target.shadow)
+        _required_where_named(cur, target)
     return Staging(target.shadow, target.shadow, False)
+
+
+def _required_where_named(cur: Cursor, target: LoadTarget) -> None:
+    """PostgreSQL: a merge of some columns gets a shadow without the target's NOT NULLs; each
+    column the file names keeps its own, so COPY refuses an empty one with its line."""
+    mode = target.mode
+    if not isinstance(mode, MergeByKey) or not mode.columns:
+        return
+    cur.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0"
+        " and attnotnull and not attisdropped",
+        (target.ref.as_string(cur),),
+    )
+    required = {name for (name,) in cur.fetchall()} & set(mode.columns)
+    for column in sorted(required):
+        cur.execute(
+            sql.SQL("alter table {} alter column {} set not null").format(
+                target.shadow, checked_identifier(column)
+            )
+        )
 
 
 def shadow_statement(target: LoadTarget) -> sql.Composed:

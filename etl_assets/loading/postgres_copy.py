@@ -143,7 +143,9 @@ def _copy_csv(
     body = with_progress(open_body(s3_client, obj), obj, report)
     try:
         if file_format.header:
-            reader = CsvHeaderReader(body, obj.key, file_format.expected_header, CHUNK_BYTES)
+            reader = CsvHeaderReader(
+                body, obj.key, file_format.expected_header, CHUNK_BYTES, file_format.empty_ok
+            )
             first_data_line = 2
         else:
             reader, first_data_line = CountingReader(body, obj.key), 1
@@ -209,11 +211,11 @@ def _copy_error(
     column = (match.group(2) if match else None) or error.diag.column_name
     reason = _reason(error)
     not_finite = FINITE_CHECK.match(error.diag.constraint_name or "")
-    if not_finite:  # see `finite_values`
+    if not_finite:  # see `tables.relation_as_on_redshift`
         column = not_finite.group(1) + ("…" if not_finite.group(2) else "")
         reason = "NaN or infinity, which the warehouse (Redshift) does not store"
     too_wide = BYTE_CHECK.match(error.diag.constraint_name or "")
-    if too_wide:  # see `widths_in_bytes`
+    if too_wide:  # see `tables.relation_as_on_redshift`
         column = too_wide.group(2) + ("…" if too_wide.group(3) else "")
         reason = (
             f"value longer than {too_wide.group(1)} bytes in UTF-8 (the warehouse's VARCHAR"

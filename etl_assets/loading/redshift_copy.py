@@ -117,7 +117,13 @@ def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[
     whole = len(head) >= obj.size
     if isinstance(file_format, Csv):
         if file_format.header:
-            CsvHeaderReader(io.BytesIO(head), obj.key, file_format.expected_header, len(head) + 1)
+            CsvHeaderReader(
+                io.BytesIO(head),
+                obj.key,
+                file_format.expected_header,
+                len(head) + 1,
+                file_format.empty_ok,
+            )
         elif not head.strip():
             raise LoadError(obj.key, None, "empty file")
         return Sampled()

@@ -105,8 +105,14 @@ def create_schema(cur: Cursor, schema: str) -> None:
 
 def as_on_redshift(cur: Cursor, schema: str, table: str) -> None:
     """PostgreSQL: refuse the values Redshift refuses and PostgreSQL would take."""
-    widths_in_bytes(cur, schema, table)
-    finite_values(cur, schema, table)
+    relation_as_on_redshift(cur, table_ref(schema, table))
+
+
+def relation_as_on_redshift(cur: Cursor, ref: sql.Identifier) -> None:
+    """`as_on_redshift` for any relation, a load's temp shadow included (CREATE TABLE LIKE
+    and AS copy no CHECK: a shadow's refusals would otherwise come at publish, lineless)."""
+    _widths_in_bytes(cur, ref)
+    _finite_values(cur, ref)
 
 
 # PostgreSQL reads 'NaN', 'Infinity', '-Infinity' into floats and numerics and 'infinity' into
@@ -132,10 +138,9 @@ _TYPE_NAMES = {
 FINITE_CHECK = re.compile(r"^finite_(\w+?)(__[0-9a-f]{8})?$")
 
 
-def finite_values(cur: Cursor, schema: str, table: str) -> None:
+def _finite_values(cur: Cursor, ref: sql.Identifier) -> None:
     """One CHECK per float, numeric, date or timestamp column, named `finite_<column>` (COPY's
     refusal names it), refusing NaN and infinities; NOT VALID: published rows are not re-read."""
-    ref = table_ref(schema, table)
     cur.execute(
         "select attname, atttypid::regtype::text from pg_attribute where attrelid = %s::regclass"
         " and attnum > 0 and not attisdropped",
@@ -184,7 +189,10 @@ def widths_in_bytes(cur: Cursor, schema: str, table: str) -> None:
     here would otherwise be refused in production. One CHECK per sized column, named
     `bytes_<n>_<column>` (COPY's refusal names it), replaced when the column is widened;
     NOT VALID: rows already published are not re-read."""
-    ref = table_ref(schema, table)
+    _widths_in_bytes(cur, table_ref(schema, table))
+
+
+def _widths_in_bytes(cur: Cursor, ref: sql.Identifier) -> None:
     cur.execute(
         "select attname, atttypmod - 4 from pg_attribute where attrelid = %s::regclass"
         " and attnum > 0 and not attisdropped and atttypmod > 4"

@@ -449,7 +449,9 @@ def _step(group: list[tuple[Landed, tuple[str, ...]]], contract: SchemaFile) -> 
     target = LoadTarget(route.db, route.table, _mode(route.action, contract, columns))
     sources = [item.source for item, _ in group]
     checks = _checks(contract, route, columns)
-    return LoadStep(target, sources, Csv(columns=columns), checks, split_on_rejection=True)
+    # a header alone is zero rows: an append of nothing, a truncate that empties the table
+    file_format = Csv(columns=columns, empty_ok=True)
+    return LoadStep(target, sources, file_format, checks, split_on_rejection=True)
 
 
 def _load_together(loader: ObjectLoader, steps: list[LoadStep]) -> list[Outcome]:
