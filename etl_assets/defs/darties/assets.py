@@ -45,7 +45,8 @@ workbook_sales = table_from_s3(
     ],
     description="The nine measure sheets (V|CA|MB x Fours|Hifi|Magneto) of every workbook under "
     "`darties/`, one row per workbook, store city, month and family: the workbook is read with "
-    "python-calamine (openpyxl where calamine cannot), written as CSV under `_converted/darties/` "
+    "python-calamine (after its zip and sheet XML are checked and bounded), written as CSV under "
+    "`_converted/darties/` "
     "and COPYed. A new version of a workbook replaces exactly the rows its previous version "
     "published; the same version twice adds nothing.",
 )

@@ -12,6 +12,7 @@ without a computed value, error values, merged ranges and hidden rows and column
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
@@ -61,10 +62,21 @@ def cell_position(ref: str) -> tuple[int, int] | None:
     match = _CELL.match(ref)
     if not match:
         return None
+    return int(match.group(2)), _column_index(match.group(1))
+
+
+@functools.lru_cache(maxsize=1024)
+def _column_index(letters: str) -> int:
     column = 0
-    for letter in match.group(1).upper():
+    for letter in letters.upper():
         column = column * 26 + ord(letter) - 64
-    return int(match.group(2)), column - 1
+    return column - 1
+
+
+@functools.lru_cache(maxsize=256)
+def _local(name: str) -> str:
+    """'{namespace}}c' -> 'c'."""
+    return name.rpartition("}")[2]
 
 
 @dataclass
@@ -203,6 +215,7 @@ def _too_large(size: int) -> str:
 
 def _parser(where: str, handler: _SheetHandler | None):
     parser = expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
 
     def no_doctype(*_):
         raise XlsxError(where, "the XML declares a DTD (not allowed in an .xlsx part)")
@@ -248,7 +261,7 @@ class _SheetHandler:
         self.in_value = False
 
     def start(self, name: str, attrs: dict) -> None:
-        local = name.rpartition("}")[2]
+        local = _local(name)
         if local == "c":
             self._cell(attrs)
         elif local == "row":
@@ -269,7 +282,7 @@ class _SheetHandler:
             self._dimension(attrs.get("ref", ""))
 
     def end(self, name: str) -> None:
-        local = name.rpartition("}")[2]
+        local = _local(name)
         if local == "c":
             self._cell_end()
         elif local == "v":
