@@ -9,6 +9,7 @@ from psycopg2 import sql
 from etl_assets.defs.darties import tables as t
 from etl_assets.defs.darties.checks import (
     budget_actuals_null,
+    no_hidden_or_extra_content,
     no_stray_cells,
     sheet_sums_match,
     units_not_negative,
@@ -36,10 +37,16 @@ workbook_sales = table_from_s3(
     file_format=Csv(expected_header=",".join(SALES_HEADER)),
     publish=this_workbook,
     converter=WorkbookToCsv("sales"),
-    more_checks=[sheet_sums_match(WORKBOOKS), budget_actuals_null(), no_stray_cells(WORKBOOKS)],
+    more_checks=[
+        sheet_sums_match(WORKBOOKS),
+        budget_actuals_null(),
+        no_stray_cells(WORKBOOKS),
+        no_hidden_or_extra_content(WORKBOOKS),
+    ],
     description="The nine measure sheets (V|CA|MB x Fours|Hifi|Magneto) of every workbook under "
     "`darties/`, one row per workbook, store city, month and family: the workbook is read with "
-    "python-calamine (openpyxl where calamine cannot), written as CSV under `_converted/darties/` "
+    "python-calamine (after its zip and sheet XML are checked and bounded), written as CSV under "
+    "`_converted/darties/` "
     "and COPYed. A new version of a workbook replaces exactly the rows its previous version "
     "published; the same version twice adds nothing.",
 )

@@ -19,6 +19,7 @@ from etl_assets.loading.postgres_copy import LoadedFile
 SHEET_SUMS = "sheet_sums_match"
 BUDGET_ACTUALS = "budget_actuals_null"
 STRAY_CELLS = "no_stray_cells"
+HIDDEN_OR_EXTRA = "no_hidden_or_extra_content"
 UNITS_NOT_NEGATIVE = "units_not_negative"
 
 
@@ -104,6 +105,35 @@ def no_stray_cells(workbooks: Workbooks) -> NamedCheck:
     return NamedCheck(
         STRAY_CELLS,
         "WARN: cells outside a sheet's table (in a column without a header) were ignored.",
+        check,
+        blocking=False,
+    )
+
+
+def no_hidden_or_extra_content(workbooks: Workbooks) -> NamedCheck:
+    """WARN: sheets beyond the ten (not read), hidden sheets, rows and columns (read all the
+    same), merged cells outside the table."""
+
+    def check(cur: Cursor, rows: sql.Composable, files: Sequence[LoadedFile]) -> list:
+        del cur, rows
+        notes = [
+            f"{f.source.key}: {note}" for f in files for note in workbooks.notes(f.source.version)
+        ]
+        detail = "; ".join(notes[:SAMPLE]) if notes else "no extra sheet, nothing hidden"
+        return [
+            CheckOutcome(
+                HIDDEN_OR_EXTRA,
+                not notes,
+                detail,
+                blocking=False,
+                metadata={"notes": len(notes)},
+            )
+        ]
+
+    return NamedCheck(
+        HIDDEN_OR_EXTRA,
+        "WARN: a workbook has sheets besides the ten read (ignored), or hidden sheets, rows or "
+        "columns (read all the same), or merged cells outside the table.",
         check,
         blocking=False,
     )

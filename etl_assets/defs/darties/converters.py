@@ -27,7 +27,7 @@ from etl_assets.lib.converters import put_converted
 from etl_assets.loading.errors import LoadError
 from etl_assets.loading.ledger import SourceObject
 
-MAX_WORKBOOK_BYTES = 256 * 1024 * 1024
+MAX_WORKBOOK_BYTES = 32 * 1024 * 1024  # the real ones are 30-80 KB (see xlsx.py's bounds)
 SALES_HEADER = ("source_key", "source_kind", "source_rank", "landed_at", *SALES_COLUMNS)
 STORES_HEADER = ("source_key", "landed_at", *STORE_COLUMNS.values())
 Version = tuple[str, str, str]
@@ -63,6 +63,11 @@ class Workbooks:
         with self._lock:
             workbook = self._read.get(version)
         return workbook.stray_cells if workbook else []
+
+    def notes(self, version: Version) -> list[str]:
+        with self._lock:
+            workbook = self._read.get(version)
+        return workbook.notes if workbook else []
 
 
 def _trim(cache: OrderedDict, keep: int) -> None:

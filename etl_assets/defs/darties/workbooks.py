@@ -8,12 +8,22 @@ workbook, not the loader.
 from __future__ import annotations
 
 import io
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
+from python_calamine import CalamineWorkbook
+
+from etl_assets.defs.darties.xlsx import (
+    CheckedWorkbook,
+    SheetScan,
+    XlsxError,
+    check_xlsx,
+    column_letter,
+)
 
 FAMILIES = ("Fours", "Hifi", "Magneto")
 INDICATORS = {"V": "units", "CA": "turnover", "MB": "margin"}  # sheet prefix -> measure
@@ -55,6 +65,14 @@ MEASURES = tuple(f"{m}_{kind}" for m in INDICATORS.values() for kind in ("object
 SALES_COLUMNS = ("store_city", "month_start", "family", *MEASURES)
 
 KIND_RANK = {"monthly": 1, "histo": 2, "budget": 3}  # precedence for a month: lowest wins
+YEARS = (1900, 2100)  # a workbook's year, inclusive
+# whole numbers: what the column's type holds (integer), or what a double holds exactly
+WHOLE_LIMITS = {"cash_registers": 2**31 - 1}
+MAX_WHOLE = 2**53 - 1
+MAX_AMOUNT = 1e15  # turnover, margin, rates: their sums stay finite in any warehouse
+MAX_STRAY = 100  # stray cells named (the others counted)
+MAX_TEXT_BYTES = 64  # the text columns are varchar(64) (bytes on Redshift)
+_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 
 
 class WorkbookError(ValueError):
@@ -91,15 +109,16 @@ class WorkbookName:
 
 
 _YEARLY = re.compile(r"^(\d{4})_(histo|budget)\.xlsx$", re.IGNORECASE)
-_MONTHLY = re.compile(r"^([^\W\d_]+)_(\d{4})\.xlsx$")
+_MONTHLY = re.compile(r"^([^\W\d_]+)_(\d{4})\.xlsx$", re.IGNORECASE)
 
 
 def parse_name(file_name: str) -> WorkbookName:
-    """`YYYY_HISTO.xlsx`, `YYYY_BUDGET.xlsx` or `<French month>_YYYY.xlsx` (any case, with
-    or without accents)."""
+    """`YYYY_HISTO.xlsx`, `YYYY_BUDGET.xlsx` or `<French month>_YYYY.xlsx`: the name and
+    the extension in any case, the month with or without accents, a year from 1900 to
+    2100."""
     yearly = _YEARLY.match(file_name)
     if yearly:
-        return WorkbookName(yearly.group(2).lower(), int(yearly.group(1)))
+        return WorkbookName(yearly.group(2).lower(), _year(yearly.group(1)))
     monthly = _MONTHLY.match(file_name)
     if monthly:
         month = plain(monthly.group(1))
@@ -108,11 +127,18 @@ def parse_name(file_name: str) -> WorkbookName:
                 "file name",
                 f"{monthly.group(1)!r} is not a French month name (janvier ... decembre)",
             )
-        return WorkbookName("monthly", int(monthly.group(2)), MONTHS.index(month) + 1)
+        return WorkbookName("monthly", _year(monthly.group(2)), MONTHS.index(month) + 1)
     raise WorkbookError(
         "file name",
         f"{file_name!r} is not YYYY_HISTO.xlsx, YYYY_BUDGET.xlsx or <French month>_YYYY.xlsx",
     )
+
+
+def _year(digits: str) -> int:
+    year = int(digits)
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise WorkbookError("file name", f"year {digits} is not from {YEARS[0]} to {YEARS[1]}")
+    return year
 
 
 @dataclass
@@ -126,6 +152,7 @@ class Workbook:
     sheet_sums: dict[tuple[str, str], float] = field(default_factory=dict)  # (family, measure)
     engine: str = "calamine"
     stray_cells: list[str] = field(default_factory=list)  # content outside the table, ignored
+    notes: list[str] = field(default_factory=list)  # sheets not read, hidden rows and columns
 
     @property
     def cells(self) -> int:
@@ -133,17 +160,25 @@ class Workbook:
 
 
 def read_workbook(body: bytes, file_name: str) -> Workbook:
-    """Read and check a workbook; WorkbookError names the sheet, row and column refused."""
+    """Read and check a workbook; WorkbookError names the sheet, row and column refused.
+    The zip and every sheet's XML are checked and bounded (`xlsx.check_xlsx`) before
+    python-calamine reads anything."""
     name = parse_name(file_name)
-    sheets, engine = _read_sheets(body)
-    missing = [s for s in (STORES_SHEET, *MEASURE_SHEETS) if s not in sheets]
+    expected = (STORES_SHEET, *MEASURE_SHEETS)
+    try:
+        checked = check_xlsx(body, expected)
+    except XlsxError as error:
+        raise WorkbookError(error.where, error.reason) from None
+    missing = [s for s in expected if s not in checked.sheets]
     if missing:
         raise WorkbookError(
             f"sheet {missing[0]}",
             f"missing (expected sheets {STORES_SHEET}, {', '.join(MEASURE_SHEETS)};"
-            f" found {', '.join(sheets) or 'none'})",
+            f" found {', '.join(checked.sheet_names) or 'none'})",
         )
+    sheets = _read_sheets(checked)
     stray: list[str] = []
+    notes = _notes(checked, sheets)
     stores = _stores(sheets[STORES_SHEET], stray)
     known = set(stores["store_city"])
     long_sheets, sums = [], {}
@@ -157,29 +192,121 @@ def read_workbook(body: bytes, file_name: str) -> Workbook:
         values["family"] = family
         long_sheets.append(values.rename(columns=lambda c, m=measure: _measure_column(c, m)))
     sales = _join_families(long_sheets)
-    return Workbook(name, sales, stores, sums, engine, stray)
+    return Workbook(name, sales, stores, sums, "calamine", stray, notes)
 
 
-def _read_sheets(body: bytes) -> tuple[dict[str, pd.DataFrame], str]:
-    """Every sheet, read with python-calamine, or openpyxl where calamine cannot."""
-    errors = []
-    for engine in ("calamine", "openpyxl"):
+def _read_sheets(checked: CheckedWorkbook) -> dict[str, pd.DataFrame]:
+    """The checked sheets read by python-calamine, cell values as they are (no conversion:
+    a boolean stays a boolean, the text 'inf' stays text), each as a frame whose first row
+    is the header; a formula without a computed value, an error value or a merged range
+    inside the table refused."""
+    sheets = {}
+    try:
+        book = CalamineWorkbook.from_filelike(io.BytesIO(checked.body))
+    except BaseException as error:
+        raise _calamine_error("", error) from None
+    for sheet, scan in checked.sheets.items():
         try:
-            # only an empty cell is missing: pandas' default would also read text such as
-            # 'n/a', 'NA' or '-' as NULL, silently
-            sheets = pd.read_excel(
-                io.BytesIO(body),
-                sheet_name=None,
-                engine=engine,
-                keep_default_na=False,
-                na_values=[""],
+            rows = book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+        except BaseException as error:
+            raise _calamine_error(f"sheet {sheet}", error) from None
+        if len(rows) > scan.rows or (rows and len(rows[0]) > scan.columns):
+            raise WorkbookError(f"sheet {sheet}", "read larger than its XML (refused)")
+        sheets[sheet] = _frame(rows, scan)
+    return sheets
+
+
+def _calamine_error(where: str, error: BaseException) -> WorkbookError:
+    """calamine's errors, and a Rust panic (pyo3's PanicException is a BaseException)."""
+    if isinstance(error, KeyboardInterrupt | SystemExit | MemoryError):
+        raise error
+    return WorkbookError(where, f"python-calamine cannot read it ({type(error).__name__})")
+
+
+def _frame(rows: list[list], scan: SheetScan) -> pd.DataFrame:
+    """Row 1 is the header (pandas' names: `Unnamed: N` for an empty one, `X.1` for a
+    second `X`); every other row a row of the frame, whose index i is Excel row i + 2."""
+    width = max((len(r) for r in rows), default=0)
+    header = (rows[0] if rows else []) + [""] * (width - len(rows[0]) if rows else 0)
+    names, seen = [], {}
+    for index, value in enumerate(header):
+        if value == "" or value is None:
+            label = f"Unnamed: {index}"
+        elif isinstance(value, float) and value.is_integer():
+            label = str(int(value))
+        else:
+            label = str(value)
+        if label in seen:
+            seen[label] += 1
+            label = f"{label}.{seen[label]}"
+        else:
+            seen[label] = 0
+        names.append(label)
+    data = [[None if v == "" else v for v in r] + [None] * (width - len(r)) for r in rows[1:]]
+    frame = pd.DataFrame(data, columns=names, dtype=object)
+    _refuse_unread_cells(frame, scan)
+    return frame
+
+
+def _column_name(frame: pd.DataFrame, column: int) -> str:
+    if column < len(frame.columns) and not str(frame.columns[column]).startswith("Unnamed: "):
+        return str(frame.columns[column])
+    return column_letter(column)
+
+
+def _refuse_unread_cells(frame: pd.DataFrame, scan: SheetScan) -> None:
+    """What calamine would read as empty, or as one value where the sheet shows several."""
+    sheet = scan.name
+    for row, column in scan.formulas_without_value[:1]:
+        raise WorkbookError(
+            f"sheet {sheet}, row {row}, column {_column_name(frame, column)}",
+            f"a formula without a computed value in {column_letter(column)}{row} (the"
+            " workbook was saved by a program that does not calculate: open and save it in"
+            " Excel, or write the values)",
+        )
+    for row, column, value in scan.error_values[:1]:
+        raise WorkbookError(
+            f"sheet {sheet}, row {row}, column {_column_name(frame, column)}",
+            f"error value {value} in {column_letter(column)}{row}",
+        )
+    named = {i for i, c in enumerate(frame.columns) if not str(c).startswith("Unnamed: ")}
+    for first_row, first, last_row, last in scan.merged:
+        if named & set(range(first, last + 1)):
+            span = f"{column_letter(first)}{first_row}:{column_letter(last)}{last_row}"
+            raise WorkbookError(
+                f"sheet {sheet}, row {first_row}, column {_column_name(frame, first)}",
+                f"merged cells {span} inside the table (only the first cell holds a value;"
+                " the others would read as empty): unmerge them",
             )
-            return sheets, engine
-        except ImportError as error:
-            errors.append(f"{engine}: {error}")
-        except Exception as error:  # each engine has its own errors for a file it cannot read
-            errors.append(f"{engine}: {type(error).__name__}: {error}")
-    raise WorkbookError("", "not an Excel workbook (" + "; ".join(errors) + ")")
+
+
+def _notes(checked: CheckedWorkbook, sheets: dict[str, pd.DataFrame]) -> list[str]:
+    """What the load does not say otherwise: sheets not read, hidden sheets, rows and
+    columns (all read), merged cells outside the table."""
+    notes = [
+        f"sheet {name!r} ignored (not one of the ten sheets read)"
+        for name in checked.sheet_names
+        if name not in checked.sheets
+    ]
+    for sheet, scan in checked.sheets.items():
+        if scan.state != "visible":
+            notes.append(f"sheet {sheet} is {scan.state} (read all the same)")
+        if scan.hidden_rows:
+            shown = ", ".join(str(r) for r in scan.hidden_rows[:10])
+            more = f" and {len(scan.hidden_rows) - 10} more" if len(scan.hidden_rows) > 10 else ""
+            notes.append(f"sheet {sheet}: hidden rows {shown}{more} (read all the same)")
+        for first, last in scan.hidden_columns:
+            if first >= scan.columns:
+                continue
+            columns = ", ".join(
+                _column_name(sheets[sheet], c)
+                for c in range(first, min(last, scan.columns - 1) + 1)
+            )
+            notes.append(f"sheet {sheet}: hidden columns {columns} (read all the same)")
+        for first_row, first, last_row, last in scan.merged:
+            span = f"{column_letter(first)}{first_row}:{column_letter(last)}{last_row}"
+            notes.append(f"sheet {sheet}: merged cells {span} outside the table (ignored)")
+    return notes
 
 
 def _known_columns(
@@ -197,10 +324,13 @@ def _known_columns(
             continue
         filled = frame[column].dropna()
         if name.startswith("Unnamed: "):
+            room = max(0, MAX_STRAY - len(stray))
             stray += [
-                f"sheet {sheet}, row {_row(i)}, column {name}: {v!r} ignored (no header)"
-                for i, v in filled.items()
+                f"sheet {sheet}, row {_row(i)}, column {name}: {_shown(v)} ignored (no header)"
+                for i, v in filled.iloc[:room].items()
             ]
+            if len(filled) > room:
+                stray.append(f"sheet {sheet}, column {name}: {len(filled) - room} more ignored")
             continue
         row = _row(filled.index[0]) if not filled.empty else 1
         raise WorkbookError(
@@ -223,6 +353,7 @@ def _cities(frame: pd.DataFrame, sheet: str) -> pd.Series:
     for index, value in cities.items():
         if not isinstance(value, str) or not value.strip():
             raise WorkbookError(f"sheet {sheet}, row {_row(index)}, column Villes", "no city")
+        _text(value.strip(), sheet, index, "Villes")
     stripped = cities.str.strip()
     twice = stripped[stripped.duplicated(keep=False)]
     if not twice.empty:
@@ -234,28 +365,63 @@ def _cities(frame: pd.DataFrame, sheet: str) -> pd.Series:
     return stripped
 
 
-def _numbers(frame: pd.DataFrame, sheet: str, column: str, whole: bool) -> pd.Series:
-    """The column as numbers (empty cells NULL); text refused, and fractions where `whole`
-    (whole numbers stored as floats, as in the real files, are accepted)."""
-    values = frame[column]
-    numeric = pd.to_numeric(values, errors="coerce")
-    bad = values.notna() & numeric.isna()
-    if bad.any():
-        index = bad.idxmax()
-        raise WorkbookError(
-            f"sheet {sheet}, row {_row(index)}, column {column}",
-            f"{values[index]!r} is not a number",
-        )
-    if whole:
-        fractional = numeric.notna() & (numeric != numeric.round())
-        if fractional.any():
-            index = fractional.idxmax()
-            raise WorkbookError(
-                f"sheet {sheet}, row {_row(index)}, column {column}",
-                f"{float(numeric[index])!r} is not a whole number of units",
-            )
-        return numeric.astype("Int64")
-    return numeric.astype("float64")
+def _text(value: str, sheet: str, index, column: str) -> str:
+    """Text as loaded: no control characters or lone surrogates, at most 64 bytes."""
+    where = f"sheet {sheet}, row {_row(index)}, column {column}"
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise WorkbookError(where, f"the text holds a control character (U+{ord(char):04X})")
+    size = len(value.encode())
+    if size > MAX_TEXT_BYTES:
+        raise WorkbookError(where, f"the text is {size} bytes long (at most {MAX_TEXT_BYTES})")
+    return value
+
+
+def _numbers(
+    frame: pd.DataFrame, sheet: str, column: str, whole: bool, limit: float | None = None
+) -> pd.Series:
+    """The column as numbers (empty cells NULL). Refused: text that is not a decimal number,
+    a boolean, a date, an infinity or NaN, a fraction where `whole` (whole numbers stored as
+    floats, as in the real files, are accepted), a number beyond +-`limit` (by default
+    2**53 - 1 for whole numbers, 1e15 for amounts)."""
+    limit = limit or (MAX_WHOLE if whole else MAX_AMOUNT)
+    numbers = []
+    for index, value in frame[column].items():
+        number, reason = _number(value)
+        if reason is None and number is not None:
+            if whole and not number.is_integer():
+                reason = f"{number!r} is not a whole number of units"
+            elif abs(number) > limit:
+                reason = f"{number:g} is out of range (at most {limit:,.0f} either way)"
+        if reason is not None:
+            raise WorkbookError(f"sheet {sheet}, row {_row(index)}, column {column}", reason)
+        numbers.append(number)
+    series = pd.Series(numbers, index=frame.index, dtype="float64")
+    return series.astype("Int64") if whole else series
+
+
+def _number(value) -> tuple[float | None, str | None]:
+    """A cell as a finite float, or why not."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return None, f"{'TRUE' if value else 'FALSE'} is a boolean, not a number"
+    if isinstance(value, datetime | date | time | timedelta):
+        return None, f"{value} is a date or a time, not a number"
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str) and _DECIMAL.match(value.strip()):
+        number = float(value.strip())
+    else:
+        return None, f"{_shown(value)} is not a number"
+    if not math.isfinite(number):
+        return None, f"{_shown(value)} is not a finite number"
+    return number, None
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _stores(frame: pd.DataFrame, stray: list[str]) -> pd.DataFrame:
@@ -266,9 +432,15 @@ def _stores(frame: pd.DataFrame, stray: list[str]) -> pd.DataFrame:
         if column == "store_city":
             continue
         if column in STORE_TEXT:
-            stores[column] = frame[source].astype("string").str.strip()
+            text = frame[source].astype("string").str.strip()
+            for index, value in text.dropna().items():
+                _text(value, STORES_SHEET, index, source)
+            stores[column] = text
         else:
-            stores[column] = _numbers(frame, STORES_SHEET, source, column in STORE_WHOLE)
+            limit = WHOLE_LIMITS.get(column)
+            stores[column] = _numbers(
+                frame, STORES_SHEET, source, column in STORE_WHOLE, limit=limit
+            )
     return stores.reset_index(drop=True)
 
 

@@ -1,6 +1,12 @@
 """Darties on the real stack, driven as in production: workbooks land under `darties/`, the
 upload sensor ticks, its runs convert, load and derive the star."""
 
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +19,13 @@ from etl_assets.defs.darties.sample_data import (
     write_darties,
     write_workbook,
 )
+from etl_assets.defs.darties.workbooks import (
+    WorkbookError,
+    WorkbookName,
+    parse_name,
+    read_workbook,
+)
+from etl_assets_tests.defs.darties import fuzz, hostile
 from etl_assets_tests.helpers import failure_message, sensor_tick_and_runs
 
 SENSOR = "darties_upload_sensor"
@@ -302,3 +315,281 @@ def test_real_workbooks_load_and_match_an_independent_reading(
         int(january["R_mois"].sum()),
         int(january["R_mois"].count()),
     )
+
+
+# Hostile workbooks (see hostile.py): refused naming where, never a crash or a wrong value.
+
+GOOD = hostile.good_workbook()
+
+
+def _raw(sheet: str, ref: str, cell_xml: str):
+    return lambda: hostile.with_raw_cell(GOOD, sheet, ref, cell_xml)
+
+
+def _lying_dimension() -> bytes:
+    """A cell at Z6000 in a sheet whose <dimension> says A1:C13."""
+    body = hostile.with_cell(GOOD, "V_Fours", "Z6000", 1)
+    return hostile.with_sheet_xml(
+        body,
+        "V_Fours",
+        lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:C13"', xml),
+    )
+
+
+def _no_dimension() -> bytes:
+    body = hostile.with_cell(GOOD, "V_Fours", "GS2", 1)  # column 201
+    return hostile.with_sheet_xml(
+        body, "V_Fours", lambda xml: re.sub(rb"<dimension [^>]*/>", b"", xml)
+    )
+
+
+HOSTILE = {  # case -> (file name, body, where: reason)
+    "units inf": (
+        "Mars_2021.xlsx",
+        _raw("V_Hifi", "C3", hostile.number_cell("C3", "inf")),
+        "sheet V_Hifi, row 3, column R_mois: inf is not a finite number",
+    ),
+    "units 1e20": (
+        "Mars_2021.xlsx",
+        _raw("V_Hifi", "C3", hostile.number_cell("C3", "1e20")),
+        "sheet V_Hifi, row 3, column R_mois: 1e+20 is out of range",
+    ),
+    "units 9.3e18": (
+        "Mars_2021.xlsx",
+        _raw("V_Magneto", "B5", hostile.number_cell("B5", "9.3e18")),
+        "sheet V_Magneto, row 5, column O_mois: 9.3e+18 is out of range",
+    ),
+    "units TRUE": (
+        "Mars_2021.xlsx",
+        _raw("V_Fours", "B2", '<c r="B2" t="b"><v>1</v></c>'),
+        "sheet V_Fours, row 2, column O_mois: TRUE is a boolean, not a number",
+    ),
+    "turnover text inf": (
+        "Mars_2021.xlsx",
+        _raw("CA_Fours", "C7", '<c r="C7" t="inlineStr"><is><t>inf</t></is></c>'),
+        "sheet CA_Fours, row 7, column R_mois: 'inf' is not a number",
+    ),
+    "error value": (
+        "Mars_2021.xlsx",
+        _raw("MB_Hifi", "C4", '<c r="C4" t="e"><v>#DIV/0!</v></c>'),
+        "sheet MB_Hifi, row 4, column R_mois: error value #DIV/0! in C4",
+    ),
+    "formula without a value": (
+        "Mars_2021.xlsx",
+        lambda: hostile.with_cell(GOOD, "CA_Hifi", "C4", "=B4*2"),
+        "sheet CA_Hifi, row 4, column R_mois: a formula without a computed value in C4",
+    ),
+    "merged cells in the table": (
+        "Mars_2021.xlsx",
+        lambda: hostile.merged(GOOD, "V_Hifi", "B3:C3"),
+        "sheet V_Hifi, row 3, column O_mois: merged cells B3:C3 inside the table",
+    ),
+    "control character in a city": (
+        "Mars_2021.xlsx",
+        _raw("darties", "A3", '<c r="A3" t="inlineStr"><is><t>Ville_x0001_0001</t></is></c>'),
+        "sheet darties, row 3, column Villes: the text holds a control character (U+0001)",
+    ),
+    "year 0000": (
+        "0000_HISTO.xlsx",
+        lambda: hostile.good_workbook("histo"),
+        "file name: year 0000 is not from 1900 to 2100",
+    ),
+    "a cell at Z200000": (
+        "Mars_2021.xlsx",
+        lambda: hostile.far_cell("Z200000"),
+        "sheet V_Fours: the sheet declares 200,000 rows x 26 columns (dimension A1:Z200000;"
+        " at most 5,000 rows x 200 columns)",
+    ),
+    "a dimension that lies": (
+        "Mars_2021.xlsx",
+        _lying_dimension,
+        "sheet V_Fours, row 6000: the sheet goes beyond row 5,000",
+    ),
+    "no dimension, a cell in column 201": (
+        "Mars_2021.xlsx",
+        _no_dimension,
+        "sheet V_Fours, row 2, column GS: the sheet goes beyond column GR (200 columns)",
+    ),
+    "200 MB of sheet XML in a 200 KB file": (
+        "Mars_2021.xlsx",
+        lambda: hostile.padded_sheet_xml(GOOD),
+        "sheet V_Fours: 209,717,395 bytes of XML or more (at most 16 MB per part)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_workbook_is_refused_naming_where(case) -> None:
+    name, body, reason = HOSTILE[case]
+    with pytest.raises(WorkbookError) as refused:
+        read_workbook(body(), name)
+    assert str(refused.value).startswith(reason), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "case", ["units inf", "formula without a value", "a cell at Z200000", "year 0000"]
+)
+def test_a_hostile_workbook_is_refused_by_its_run_and_the_ledger(
+    case, sample, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    _, _, cursor = sample
+    name, body, reason = HOSTILE[case]
+    before = warehouse.query("select * from darties.workbook_sales order by 1, 2, 3, 4, 5, 6, 7")
+    key = f"darties/{name}"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=body())
+    (run,) = tick(warehouse, s3, instance, cursor)[0]
+    assert not run.success
+    assert f"{key}: {reason}" in failure_message(run)
+    assert [(t, s) for t, s, _ in ledger(warehouse, key)] == [
+        ("darties.workbook_sales", "rejected"),
+        ("darties.workbook_stores", "rejected"),
+    ]
+    after = warehouse.query("select * from darties.workbook_sales order by 1, 2, 3, 4, 5, 6, 7")
+    assert after == before
+
+
+def test_a_cell_at_xfd1048576_is_refused_by_a_process_that_survives(tmp_path) -> None:
+    """calamine reserved ~512 GiB for this 12 KB workbook and aborted the process. Read in
+    a child process (a crash shows as a signal, not as pytest dying), its memory capped."""
+    path = tmp_path / "Mars_2021.xlsx"
+    path.write_bytes(hostile.far_cell("XFD1048576"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "etl_assets_tests.defs.darties.hostile",
+            "read",
+            str(path),
+            path.name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30)),
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["refused"] == (
+        "sheet V_Fours: the sheet declares 1,048,576 rows x 16,384 columns (dimension"
+        " A1:XFD1048576; at most 5,000 rows x 200 columns)"
+    )
+    assert outcome["peak_mb"] < 400
+
+
+def test_file_names_follow_one_rule_for_case() -> None:
+    assert parse_name("2019_HISTO.XLSX") == WorkbookName("histo", 2019)
+    assert parse_name("Janvier_2021.XLSX") == WorkbookName("monthly", 2021, 1)
+    assert parse_name("AOÛT_2021.Xlsx") == WorkbookName("monthly", 2021, 8)
+    with pytest.raises(WorkbookError, match="year 0000 is not from 1900 to 2100"):
+        parse_name("Janvier_0000.xlsx")
+
+
+def test_extra_sheets_and_hidden_rows_load_with_a_warning(
+    sample, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    _, _, cursor = sample
+
+    def edit(book):
+        book.copy_worksheet(book["V_Fours"]).title = "V_Fours (2)"
+        book["V_Hifi"].row_dimensions[5].hidden = True
+        book["CA_Fours"].column_dimensions["C"].hidden = True
+
+    key = "darties/Mars_2021.XLSX"  # the extension in capitals, as Excel on Windows may save
+    s3_client.put_object(Bucket=bucket, Key=key, Body=hostile.edited(GOOD, edit))
+    (run,) = tick(warehouse, s3, instance, cursor)[0]
+    assert run.success
+    (warned,) = [
+        e for e in run.get_asset_check_evaluations() if e.check_name == "no_hidden_or_extra_content"
+    ]
+    assert not warned.passed
+    assert warned.description == (
+        f"{key}: sheet 'V_Fours (2)' ignored (not one of the ten sheets read); "
+        f"{key}: sheet V_Hifi: hidden rows 5 (read all the same); "
+        f"{key}: sheet CA_Fours: hidden columns R_mois (read all the same)"
+    )
+    assert warehouse.query(
+        "select count(*) from darties.workbook_sales where source_key = %s", (key,)
+    ) == [(12 * 3,)]
+
+
+# Seeded fuzz (fuzz.py): ETL_FUZZ_CASES workbooks (20 by default) read in a child process,
+# the first ETL_FUZZ_RUNS of them (4) also through the sensor and its runs.
+FUZZ_SEED = int(os.environ.get("ETL_FUZZ_SEED", "20250607"))
+FUZZ_CASES = int(os.environ.get("ETL_FUZZ_CASES", "20"))
+FUZZ_RUNS = int(os.environ.get("ETL_FUZZ_RUNS", "4"))
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory) -> tuple[Path, list[dict]]:
+    folder = tmp_path_factory.mktemp("fuzz")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "etl_assets_tests.defs.darties.fuzz",
+            str(FUZZ_SEED),
+            str(FUZZ_CASES),
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60 + FUZZ_CASES,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30)),
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    started = [line for line in lines if line.get("started")]
+    assert done.returncode == 0, (
+        f"seed {FUZZ_SEED}: the reading process died ({done.returncode}) in case"
+        f" {started[-1] if started else None}: {done.stderr[-2000:]}"
+    )
+    return folder, [line for line in lines if not line.get("started")]
+
+
+def test_fuzzed_workbooks_are_loaded_as_read_or_refused_naming_where(fuzzed) -> None:
+    _, outcomes = fuzzed
+    assert len(outcomes) == FUZZ_CASES
+    for case in outcomes:
+        context = f"seed {FUZZ_SEED} case {case['case']} ({case['kinds']}, {case['name']})"
+        assert case["outcome"] in ("loaded", "refused"), f"{context}: {case.get('traceback')}"
+        if case["outcome"] == "refused":
+            assert fuzz.WHERE.match(case["where"]) and case["reason"], (context, case)
+            if not case["where"]:  # the file as a whole
+                assert case["reason"].startswith("not an Excel workbook"), (context, case)
+        else:  # what is loaded is what openpyxl reads in the same file
+            assert case["oracle"] in ("equal", "unavailable"), (context, case["oracle"])
+    # the fixed first cases go through every mutation once: most are refused
+    assert sum(c["outcome"] == "refused" for c in outcomes) >= min(FUZZ_CASES, 10)
+
+
+def test_fuzzed_workbooks_get_one_verdict_each_through_their_runs(
+    fuzzed, sample, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    folder, outcomes = fuzzed
+    _, _, cursor = sample
+    loaded = [c for c in outcomes if c["outcome"] == "loaded"]
+    refused = [c for c in outcomes if c["outcome"] == "refused"]
+    chosen = loaded[: FUZZ_RUNS // 2] + refused[: FUZZ_RUNS - min(len(loaded), FUZZ_RUNS // 2)]
+    others = "select * from darties.workbook_sales where source_key not like 'darties/fuzz/%%'"
+    before = sorted(warehouse.query(others))
+    keys = {}
+    for case in chosen:
+        key = f"darties/fuzz/{case['case']:04d}/{case['name']}"
+        path = folder / f"{case['case']:04d}" / case["name"]
+        s3_client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        keys[key] = case
+    results, _ = tick(warehouse, s3, instance, cursor)
+    assert len(results) == len(chosen)
+    failures = "\n".join(failure_message(r) for r in results if not r.success)
+    for key, case in keys.items():
+        status = "loaded" if case["outcome"] == "loaded" else "rejected"
+        assert [(t, s) for t, s, _ in ledger(warehouse, key)] == [
+            ("darties.workbook_sales", status),
+            ("darties.workbook_stores", status),
+        ], (FUZZ_SEED, case)
+        published = warehouse.query(
+            "select count(*) from darties.workbook_sales where source_key = %s", (key,)
+        )
+        assert published == [(case.get("sales_rows", 0),)], (FUZZ_SEED, case)
+        if status == "rejected":
+            assert f"{key}: " in failures, (FUZZ_SEED, case)
+    assert sorted(warehouse.query(others)) == before
