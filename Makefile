@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the one local Dagster instance the demo, the CLI and `make dev` share (etl_assets/local/instance.py)
 DAGSTER_HOME ?= $(or $(ETL_ASSETS_HOME),$(CURDIR)/.etl_assets)/dagster_home
 
-.PHONY: install demo test test-model test-redshift dev dev-prod bench lint up down clean
+.PHONY: install demo test test-model test-fuzz test-redshift dev dev-prod bench lint up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: install          ## the test suite against a real PostgreSQL and S3 (own s
 MODEL_SEEDS ?= 200
 test-model: install    ## the landing zone's model-based test over MODEL_SEEDS seeds (about 7 s a seed)
 	ETL_MODEL_SEEDS=$(MODEL_SEEDS) $(BIN)/python -m pytest -q etl_assets_tests/defs/landing/test_model.py
+
+FUZZ_CASES ?= 500
+test-fuzz: install     ## the seeded hostile-file tests with FUZZ_CASES cases (the suite runs 20)
+	ETL_FUZZ_CASES=$(FUZZ_CASES) ETL_FUZZ_RUNS=20 $(BIN)/python -m pytest -q etl_assets_tests/defs/darties -k fuzzed
 
 test-redshift: install  ## the warehouse suite on your Redshift cluster/workgroup and bucket
 	@if [ -z "$$ETL_TEST_REDSHIFT_HOST" ]; then \
