@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
-from etl_assets.loading.csv_stream import CountingReader, CsvHeaderReader
+from etl_assets.loading.csv_stream import CountingReader, CsvHeaderReader, DateFields
 from etl_assets.loading.dialect import column_list
 from etl_assets.loading.errors import LoadError, without_values
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
@@ -58,7 +58,10 @@ def fill_from_objects(
 ) -> list[LoadedFile]:
     """`report`: told how far each large file has streamed (see `progress`)."""
     if isinstance(file_format, Csv):
-        return [_copy_csv(cur, s3_client, shadow, obj, file_format, report) for obj in objects]
+        dated = _dated_fields(cur, shadow, file_format)
+        return [
+            _copy_csv(cur, s3_client, shadow, obj, file_format, report, dated) for obj in objects
+        ]
     columns = described_columns(cur, shadow)
     paths = json_paths([name for name, _ in columns], file_format)
     expected = frozenset(path[0] for path in paths)
@@ -129,6 +132,22 @@ def json_paths(columns: Sequence[str], file_format: FileFormat) -> list[tuple[st
     raise TypeError(f"not a JSON format: {file_format!r}")
 
 
+_DATED_TYPES = {1082: "date", 1114: "timestamp", 1184: "timestamptz"}  # pg_type OIDs
+
+
+def _dated_fields(
+    cur: Cursor, relation: sql.Composable, file_format: Csv
+) -> dict[int, tuple[str, str]]:
+    """The CSV's fields that fill a date or timestamp column: index -> (column, kind)."""
+    types = dict(described_columns(cur, relation))
+    order = file_format.columns or list(types)
+    return {
+        index: (name, _DATED_TYPES[types[name]])
+        for index, name in enumerate(order)
+        if types.get(name) in _DATED_TYPES
+    }
+
+
 def _copy_csv(
     cur: Cursor,
     s3_client,
@@ -136,6 +155,7 @@ def _copy_csv(
     obj: SourceObject,
     file_format: Csv,
     report: Report | None,
+    dated: dict[int, tuple[str, str]],
 ) -> LoadedFile:
     statement = sql.SQL("copy {}{} from stdin with (format csv)").format(
         shadow, column_list(file_format)
@@ -144,11 +164,17 @@ def _copy_csv(
     try:
         if file_format.header:
             reader = CsvHeaderReader(
-                body, obj.key, file_format.expected_header, CHUNK_BYTES, file_format.empty_ok
+                body,
+                obj.key,
+                file_format.expected_header,
+                CHUNK_BYTES,
+                file_format.empty_ok,
+                DateFields(dated) if dated else None,
             )
             first_data_line = 2
         else:
-            reader, first_data_line = CountingReader(body, obj.key), 1
+            dates = DateFields(dated) if dated else None
+            reader, first_data_line = CountingReader(body, obj.key, dates=dates), 1
         if isinstance(body, ProgressBody):
             body.records = lambda: reader.data_lines
         cur.copy_expert(statement, reader, size=CHUNK_BYTES)

@@ -436,3 +436,58 @@ def test_a_version_whose_run_died_is_requested_again_then_rejected(
     ((status, error),) = ledger(warehouse, "08_crash.csv")
     assert status == "rejected" and "no verdict after 3 runs" in error
     assert 8 not in [u[0] for u in users(warehouse)]
+
+
+EVENTS_AT = {
+    "table": "moments",
+    "columns": [
+        {"name": "id", "type": "integer", "nullable": False},
+        {"name": "note", "type": "varchar(40)"},
+        {"name": "at", "type": "timestamp"},
+        {"name": "day", "type": "date"},
+    ],
+    "allowed_operations": ["append", "schema"],
+}
+
+
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [
+        ('1,"a, b, c",today,2026-11-01', "at"),
+        ("1,x,2026-11-01 10:00:00,epoch", "day"),
+        ("1,x,2026-11-01 10:00:00+05:00,2026-11-01", "at"),
+        ("1,x,2026-11-01 10:00:00-05,2026-11-01", "at"),
+        ("1,x,2026-11-01T10:00:00Z,2026-11-01", "at"),
+        ('1,"say ""now""",2026-11-01 10:00:00,"Nov 1, 2026"', "day"),
+        ("1,x,now,2026-11-01", "at"),
+    ],
+)
+def test_date_text_postgresql_would_read_otherwise_is_refused(
+    warehouse, s3, s3_client, bucket, instance, row: str, column: str
+) -> None:
+    """PostgreSQL reads 'today', 'epoch', 'now' and month names into dates and drops a zone
+    offset from a timestamp; Redshift refuses them or reads them otherwise: refused here with
+    the line and column, whatever the quoting around them."""
+    land(s3_client, bucket, {"dev/schema/moments/v1.json": json.dumps(EVENTS_AT)})
+    _, cursor = tick(warehouse, s3, instance)
+    good = '0,"today, epoch and now are words here",2026-11-01 10:00:00.5,2026-11-01'
+    land(s3_client, bucket, {"dev/append/moments/01.csv": f"id,note,at,day\n{good}\n{row}\n"})
+    tick(warehouse, s3, instance, cursor)
+    ((status, error),) = ledger(warehouse, "01.csv")
+    assert status == "rejected" and f"line 3, column {column}: not a" in error, error
+    assert warehouse.query("select count(*) from dev.moments") == [(0,)]
+
+
+def test_date_text_both_warehouses_read_alike_loads(warehouse, s3, s3_client, bucket, instance):
+    land(s3_client, bucket, {"dev/schema/moments/v1.json": json.dumps(EVENTS_AT)})
+    _, cursor = tick(warehouse, s3, instance)
+    rows = [
+        '1,"multi\nline, with a comma",2026-11-01 10:00:00,2026-11-01',
+        '2,,"2026-11-02 11:00:00.123456",',
+        "3,plain,,2026-11-03",
+    ]
+    land(s3_client, bucket, {"dev/append/moments/01.csv": "id,note,at,day\n" + "\n".join(rows)})
+    tick(warehouse, s3, instance, cursor)
+    ((status, error),) = ledger(warehouse, "01.csv")
+    assert status == "loaded", error
+    assert warehouse.query("select id from dev.moments order by 1") == [(1,), (2,), (3,)]
