@@ -32,6 +32,7 @@ from etl_assets_tests.landing_model import (
     Upload,
     csv_body,
     generate,
+    landed_second,
     landing_sort_key,
     mutant,
     outcome,
@@ -213,12 +214,12 @@ def unexpected_failures(result) -> list[str]:
 
 def compare_ledger(warehouse, uploads: list[Upload], reference: Reference) -> list[str]:
     rows = warehouse.query(
-        "select object_key, etag, status, error from etl_audit.file_ledger"
+        "select object_key, etag, last_modified, status, error from etl_audit.file_ledger"
         " order by recorded_at, object_key"
     )
-    actual: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for key, etag, status, error in rows:
-        actual.setdefault((key, etag), []).append((status, error or ""))
+    actual: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    for key, etag, landed, status, error in rows:
+        actual.setdefault((key, etag, landed_second(landed)), []).append((status, error or ""))
     problems = []
     for version, verdicts in actual.items():
         if len(verdicts) != 1:
@@ -281,16 +282,16 @@ def report(seed: int, uploads: list[Upload], reference: Reference, warehouse, pr
     time, key, ETag, body) in landing order with the reference's and the ledger's verdicts,
     and the expected and actual rows."""
     ledger = {
-        (k, e): (s, err)
-        for k, e, s, err in warehouse.query(
-            "select object_key, etag, status, error from etl_audit.file_ledger"
+        (k, e, landed_second(at)): (s, err)
+        for k, e, at, s, err in warehouse.query(
+            "select object_key, etag, last_modified, status, error from etl_audit.file_ledger"
         )
     }
     lines = [f"seed {seed} (rerun: ETL_MODEL_SEED={seed}): {len(problems)} problem(s)"]
     lines += [f"  - {p}" for p in problems]
     lines.append("uploads in landing order (per table), with expected | actual verdicts:")
     for upload in sorted(uploads, key=lambda u: (u.table, *landing_sort_key(u))):
-        expected = reference.verdicts.get(upload.version, ("(same version again)", ""))
+        expected = reference.verdicts.get(upload.version, ("(same upload again)", ""))
         actual = ledger.get(upload.version, ("(none)", ""))
         lines.append(upload.describe())
         lines.append(f"    => expected {expected[0]} ({expected[1]}) | actual {actual[0]}")
