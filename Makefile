@@ -27,8 +27,9 @@ test-model: install    ## the landing zone's model-based test over MODEL_SEEDS s
 	ETL_MODEL_SEEDS=$(MODEL_SEEDS) $(BIN)/python -m pytest -q etl_assets_tests/defs/landing/test_model.py
 
 FUZZ_CASES ?= 500
-test-fuzz: install     ## the seeded hostile-file tests with FUZZ_CASES cases (the suite runs 20)
-	ETL_FUZZ_CASES=$(FUZZ_CASES) ETL_FUZZ_RUNS=20 $(BIN)/python -m pytest -q etl_assets_tests/defs/darties -k fuzzed
+test-fuzz: install     ## the seeded hostile-file tests, FUZZ_CASES per format (the suite runs 20-30)
+	ETL_FUZZ_CASES=$(FUZZ_CASES) ETL_FUZZ_RUNS=20 $(BIN)/python -m pytest -q \
+	  etl_assets_tests/loading/test_fuzz_files.py etl_assets_tests/defs/darties -k "fuzzed or hostile_files"
 
 test-redshift: install  ## the warehouse suite on your Redshift cluster/workgroup and bucket
 	@if [ -z "$$ETL_TEST_REDSHIFT_HOST" ]; then \
