@@ -126,6 +126,16 @@ def _upload(args: argparse.Namespace) -> int:
         print(f"{args.file}: no such file", file=sys.stderr)
         return 2
     key = domains.upload_prefixes()[args.domain] + (args.name or args.file.name)
+    key_action = domains.by_name(args.domain).key_action
+    if key_action is not None and key_action(key) is None:  # no rule would route it
+        print(
+            f"etl-assets upload: {key} is not a key the {args.domain} domain routes; name the"
+            " file with --name <db>/<action>/<table>/<file>, e.g. --name"
+            f" dev/append/users/{args.file.name} (actions: append, truncate, upsert, schema)."
+            " Nothing was uploaded.",
+            file=sys.stderr,
+        )
+        return 2
     client = stack.s3_client(info)
     client.upload_file(str(args.file), info.bucket, key)
     etag = client.head_object(Bucket=info.bucket, Key=key)["ETag"].strip('"')

@@ -178,3 +178,24 @@ def test_upload_says_what_will_happen(home: Path, tmp_path: Path) -> None:
     )
     again = etl_assets(home, "upload", "--domain", "flights", str(data))
     assert "already loaded into flights.flights (run run-42)" in again.stdout, again.stdout
+
+
+def test_a_landing_upload_no_rule_routes_is_refused_before_uploading(
+    home: Path, tmp_path: Path
+) -> None:
+    """Without --name the file landed on a key no rule routes, and the command still promised
+    a run: it is refused, saying which key shape is expected, and nothing is uploaded."""
+    info = local_stack.up(home)
+    data = tmp_path / "users.csv"
+    data.write_text("user_id,name\n1,Ada\n")
+    refused = etl_assets(home, "upload", "--domain", "landing", str(data))
+    assert refused.returncode == 2
+    assert "--name <db>/<action>/<table>/<file>" in refused.stderr
+    assert "e.g. --name dev/append/users/users.csv" in refused.stderr
+    listed = local_stack.s3_client(info).list_objects_v2(Bucket=info.bucket, Prefix="landing/")
+    assert listed.get("KeyCount", 0) == 0
+    routed = etl_assets(
+        home, "upload", "--domain", "landing", str(data), "--name", "dev/append/users/01.csv"
+    )
+    assert routed.returncode == 0, routed.stderr
+    assert "A run of landing_uploads will start" in routed.stdout
