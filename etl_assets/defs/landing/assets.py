@@ -91,6 +91,7 @@ CHECKS = {
     partitions_def=LANDING_TABLES,
     kinds={"s3", "sql"},
     pool="landing.tables",
+    output_required=False,  # a run may apply nothing (files gone, all already applied)
     check_specs=[
         AssetCheckSpec(name, asset=AssetKey(["landing", "tables"]), description=text)
         for name, text in CHECKS.items()
@@ -120,15 +121,27 @@ def landing_tables(
         gone=gone,
     )
     db, table = context.partition_key.split(".", 1)
-    if _exists(warehouse, db, table):
+    if run.changed and _exists(warehouse, db, table):
         yield MaterializeResult(metadata=_metadata(warehouse, db, table, run))
-        yield from _check_results(run)
+    else:  # a run that applied nothing leaves the asset as it was
+        context.log.info(f"{context.partition_key}: {_summary(run)}")
+    yield from _check_results(run)
     if run.refused:
         raise Failure(
             description=f"{len(run.refused)} file(s) refused for {run.table}: "
             + " | ".join(o.detail for o in run.refused),
             metadata={"refused": MetadataValue.md(_files_table(run))},
         )
+
+
+def _summary(run: TableRun) -> str:
+    """What a run that applied nothing did, in one line."""
+    if not run.outcomes:
+        return "nothing to apply"
+    counts: dict[str, int] = {}
+    for outcome in run.outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return "nothing applied: " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def _landed(
