@@ -206,7 +206,12 @@ class JsonRowReader:
             duplicates.extend(n for n in dict.fromkeys(names) if names.count(n) > 1)
             return dict(pairs)
 
-        json.loads(text, object_pairs_hook=pairs_hook)
+        try:
+            json.loads(text, object_pairs_hook=pairs_hook)
+        except RecursionError:  # orjson reads up to 1,024 levels, Python's parser fewer
+            raise LoadError(
+                self._key, line_no, "JSON nested too deep to check its keys are unique"
+            ) from None
         if duplicates:
             raise LoadError(
                 self._key, line_no, f"key {duplicates[0]!r} appears twice in a JSON object"

@@ -87,3 +87,19 @@ def test_garbage_between_objects_is_refused_with_its_line() -> None:
         read_all(reader_for(data, [("a",)]))
     assert failure.value.line == 4
     assert "between JSON objects" in failure.value.reason
+
+
+def test_a_line_nested_deeper_than_pythons_parser_reads_is_refused_with_its_line() -> None:
+    """orjson reads 1,000 nested objects; the duplicate-key check's parser (Python's) stops
+    earlier with RecursionError, which escaped as a crash instead of a refusal."""
+    import io
+
+    from etl_assets.loading.errors import LoadError
+    from etl_assets.loading.json_stream import JsonRowReader
+
+    deep = '{"a": ' + '{"b":' * 1000 + "1" + "}" * 1000 + "}"
+    text = '{"a": 1}\n' + deep + "\n"
+    reader = JsonRowReader(io.BytesIO(text.encode()), "deep.json", [("a",)], 1 << 20)
+    with pytest.raises(LoadError) as refused:
+        reader.read()
+    assert refused.value.line == 2 and "nested too deep" in refused.value.reason
