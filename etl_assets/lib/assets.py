@@ -138,7 +138,10 @@ def table_from_s3(
             result.checks = _kept_published(checks, warehouse, table, "stale upload skipped")
         if isinstance(source, Uploads):
             result.checks.append(_upload_order(selection, config or UploadConfig()))
-        yield from emit_load_result(table, result, warehouse, _source_metadata(selection))
+        whole_table = partitions_def is None  # a day's load counts that day's rows
+        yield from emit_load_result(
+            table, result, warehouse, _source_metadata(selection), whole_table
+        )
         if result.status == "published":
             for view_key in refreshes:
                 yield AssetMaterialization(
@@ -407,14 +410,20 @@ def emit_load_result(
     result: LoadResult,
     warehouse: WarehouseResource,
     extra_metadata: dict | None = None,
+    whole_table: bool = True,
 ) -> Iterator[AssetCheckResult | MaterializeResult]:
-    """Check results first; then the materialization, or a Failure when a blocking check failed."""
+    """Check results first; then the materialization, or a Failure when a blocking check failed.
+    `whole_table`: the row count is the table's (a load may have added or replaced only some of
+    its rows: `rows_this_load` says how many); else the load's own (a partition's)."""
     key = asset_key(table)
     for outcome in result.checks:
         yield _check_result(table, outcome)
     if result.status == "rejected":
         raise _checks_failed(table, result)
     metadata = load_metadata(result, extra_metadata)
+    if whole_table and result.status == "published":
+        (rows,) = warehouse.query(sql.SQL("select count(*) from {}").format(table.ref))[0]
+        metadata.update({"dagster/row_count": rows, "rows_this_load": result.rows_published})
     metadata["dagster/column_schema"] = column_schema(warehouse, table.schema, table.name)
     yield MaterializeResult(asset_key=key, metadata=metadata)
 

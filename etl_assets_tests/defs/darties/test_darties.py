@@ -593,3 +593,21 @@ def test_fuzzed_workbooks_get_one_verdict_each_through_their_runs(
         if status == "rejected":
             assert f"{key}: " in failures, (FUZZ_SEED, case)
     assert sorted(warehouse.query(others)) == before
+
+
+def test_a_workbooks_materialization_counts_the_tables_rows_and_this_loads(
+    sample, warehouse
+) -> None:
+    """`workbook_sales` showed the last workbook's rows as the table's count: the count is the
+    table's, and the workbook's own rows are `rows_this_load`."""
+    _, results, _ = sample
+    last = results[-1]
+    (event,) = [
+        e
+        for e in last.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "workbook_sales"
+    ]
+    metadata = event.materialization.metadata
+    (table_rows,) = warehouse.query("select count(*) from darties.workbook_sales")[0]
+    assert metadata["dagster/row_count"].value == table_rows
+    assert 0 < metadata["rows_this_load"].value < table_rows
