@@ -12,6 +12,7 @@ views are read: STL tables are empty on Redshift Serverless.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -86,6 +87,8 @@ def fill_from_s3(
     try:
         pinned = _each(objects, lambda o: pin(s3_client, o, staged_prefix))
         by_url = {p.url: o for p, o in zip(pinned, objects, strict=True)}
+        if len(by_url) != len(pinned):  # one staged copy per listed version, or none loads
+            raise RuntimeError(f"two objects of load {load_id} share a staged copy")
         manifest = {"entries": [{"url": p.url, "mandatory": True} for p in pinned]}
         s3_client.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
         statement = redshift_copy(
@@ -164,8 +167,11 @@ def pin(s3_client, obj: SourceObject, staged_prefix: str) -> SourceObject:
 
 
 def pinned_name(obj: SourceObject) -> str:
-    """Unique within the load and short: SYS_LOAD_DETAIL keeps 256 characters of a URL."""
-    digest = obj.key.encode().hex()[-16:]
+    """Unique within the load and short: a hash of the whole key (two keys with the same base
+    name in different folders, as song_data's A/B/C/<track>.json, never share a staged copy),
+    then the key's last 100 characters to read; SYS_LOAD_DETAIL keeps 256 characters of a URL
+    (s3://<bucket, 63 at most>/_staged/<load id>/<name> stays under that)."""
+    digest = hashlib.sha256(obj.key.encode()).hexdigest()[:24]
     base = obj.key.rsplit("/", 1)[-1][-100:]
     return f"{digest}-{base}"
 

@@ -93,6 +93,19 @@ def check(statement: Sent) -> list[str]:
     return problems
 
 
+def manifest_problems(manifest: dict) -> list[str]:
+    """A COPY manifest names each object once: one URL twice loads its rows twice (and means
+    another listed file was never staged). Entries are `{"url": "s3://...", "mandatory": ...}`
+    (https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html)."""
+    urls = [entry["url"] for entry in manifest.get("entries", [])]
+    twice = sorted({url for url in urls if urls.count(url) > 1})
+    problems = [f"manifest names {url} more than once" for url in twice]
+    problems += [
+        f"manifest entry is not an s3:// URL: {u}" for u in urls if not u.startswith("s3://")
+    ]
+    return problems
+
+
 def _parse(text: str) -> list[str]:
     try:
         tree = sqlglot.parse_one(text, read="redshift")

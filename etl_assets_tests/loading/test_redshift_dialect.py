@@ -19,6 +19,7 @@ from etl_assets.loading.publish import Append, MergeByKey, ReplacePartition, Sna
 from etl_assets.loading.sources import list_objects
 from etl_assets.resources.warehouse import WarehouseResource
 from etl_assets_tests.loading.recording import ROLE, RecordingWarehouse
+from etl_assets_tests.loading.redshift_rules import manifest_problems
 
 
 def _ends_with_commit_then_housekeeping(log: list[str]) -> bool:
@@ -583,3 +584,23 @@ def test_the_copy_role_is_an_arn_or_default_and_refused_at_start_otherwise(stack
     ).as_string(conn)
     assert " IAM_ROLE default FORMAT AS CSV" in rendered
     conn.close()
+
+
+def test_keys_with_the_same_base_name_in_other_folders_are_staged_apart(
+    redshift, bucket, s3_client
+):
+    """song_data's A/B/C/<track>.json layout: two keys may end alike. Each listed version gets
+    its own staged copy (a hash of the whole key), the manifest names each once, and COPY
+    reads both files' bytes."""
+    keys = ["sparkify/song_data/A/B/C/TRAAA.json", "sparkify/song_data/A/B/D/TRAAA.json"]
+    objects = [
+        _put(s3_client, bucket, key, b'{"a": %d, "b": "x"}\n' % i) for i, key in enumerate(keys)
+    ]
+    result = _load(redshift, s3_client, objects, JsonAuto())
+    assert result.status == "published"
+    (copy,) = RecordingWarehouse.copies
+    urls = [entry["url"] for entry in copy["manifest"]["entries"]]
+    assert len(set(urls)) == 2, urls
+    assert all(u.endswith("-TRAAA.json") for u in urls)  # the readable tail stays
+    assert sorted(copy["bodies"].values()) == [b'{"a": 0, "b": "x"}\n', b'{"a": 1, "b": "x"}\n']
+    assert manifest_problems(copy["manifest"]) == []

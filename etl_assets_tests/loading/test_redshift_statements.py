@@ -24,7 +24,7 @@ from etl_assets.loading.sources import list_objects
 from etl_assets.loading.sql_files import SELECT, VIEW, read_sql
 from etl_assets.loading.tables import ensure_tables
 from etl_assets_tests.loading.recording import ROLE, RecordingWarehouse, Sent
-from etl_assets_tests.loading.redshift_rules import violations
+from etl_assets_tests.loading.redshift_rules import manifest_problems, violations
 
 MODES = {
     "replace": Replace(),
@@ -183,6 +183,7 @@ def test_every_statement_sent_to_redshift_follows_the_rules(
     assert any('alter table "dev"."people__evolved" rename to "people"' in t for t in texts)
 
     assert violations(sent) == []
+    assert [p for c in RecordingWarehouse.copies for p in manifest_problems(c["manifest"])] == []
     assert _writers_not_locking_first(sent) == []
 
 
@@ -248,3 +249,15 @@ def test_what_may_run_outside_a_transaction_passes_there() -> None:
     assert re.search(
         "unqualified", " ".join(violations([Sent(with_cte.replace("a.b", "b"), 1, False)]))
     )
+
+
+def test_a_manifest_naming_one_url_twice_is_caught() -> None:
+    twice = {"entries": [{"url": "s3://b/_staged/l/x-a.json", "mandatory": True}] * 2}
+    assert manifest_problems(twice) == ["manifest names s3://b/_staged/l/x-a.json more than once"]
+    apart = {
+        "entries": [
+            {"url": "s3://b/_staged/l/x-a.json", "mandatory": True},
+            {"url": "s3://b/_staged/l/y-a.json", "mandatory": True},
+        ]
+    }
+    assert manifest_problems(apart) == []
