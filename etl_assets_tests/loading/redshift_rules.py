@@ -48,7 +48,12 @@ UNSUPPORTED = {
     r"\blateral\b": "LATERAL",
     r"\bsavepoint\b": "SAVEPOINT",
     r"::\s*text\b": "::text (TEXT is VARCHAR(256) on Redshift: values are cut)",
-    r"\b(stl|stv|svl)_\w+": "STL/STV/SVL tables (empty on Serverless; use SYS views)",
+    r"\b(stl|stv|svl|svcs)_\w+": "STL/STV/SVL/SVCS views (empty on Serverless; use SYS views)",
+    # pg_last_copy_id() and pg_last_query_id() return STL query ids; a SYS view's query_id is
+    # another identifier (https://docs.aws.amazon.com/redshift/latest/dg/r_STL_QUERY.html)
+    r"\bsys_\w+\b.*\bpg_last_(copy|query)_id\s*\(|\bpg_last_(copy|query)_id\s*\(.*\bsys_\w+": (
+        "a SYS view's query_id compared with pg_last_copy_id()/pg_last_query_id() (STL ids)"
+    ),
 }
 NOT_IN_TRANSACTION = re.compile(
     r"^\s*(truncate\b|vacuum\b|alter\s+table\s+\S+\s+alter\s+column\s+\S+\s+type\b)", re.I

@@ -85,18 +85,15 @@ def test_partition_load_is_copy_then_checks_then_one_transaction_publish(
         f" FORMAT AS JSON 's3://{bucket}/sparkify/log_json_path.json' REGION 'us-west-2'"
         " MANIFEST COMPUPDATE OFF STATUPDATE OFF"
     )
-    # the rows COPY loaded and the lines per file: SYS views, no STL table (empty on Serverless)
+    # the rows COPY loaded; each small file's records were counted from its first MB, so
+    # SYS_LOAD_DETAIL is not asked; no STL table (empty on Serverless)
     assert log[5] == "select pg_last_copy_count()"
     assert log[6] == (
-        "select trim(file_name), sum(lines_scanned) from sys_load_detail"
-        " where query_id = pg_last_copy_id() group by 1"
-    )
-    assert log[7] == (
         "select sum(case when ts >= 1541030400000 and ts < 1541203200000 then 0 else 1 end)"
         f" from {shadow}"
     )
-    assert not any("stl_" in statement for statement in log)
-    assert log[8:11] == [
+    assert not any("stl_" in statement or "sys_load_detail" in statement for statement in log)
+    assert log[7:10] == [
         'delete from "sparkify"."staging_events" where ts >= 1541030400000 and ts < 1541203200000',
         f'insert into "sparkify"."staging_events" select * from {shadow}',
         f"drop table {shadow}",
@@ -604,3 +601,84 @@ def test_keys_with_the_same_base_name_in_other_folders_are_staged_apart(
     assert all(u.endswith("-TRAAA.json") for u in urls)  # the readable tail stays
     assert sorted(copy["bodies"].values()) == [b'{"a": 0, "b": "x"}\n', b'{"a": 1, "b": "x"}\n']
     assert manifest_problems(copy["manifest"]) == []
+
+
+# Per-file records on Redshift: SYS_LOAD_DETAIL found by the load's prefix, waited for, or the
+# files counted from their staged copies
+
+BIG_CSV = b"YEAR\n" + b"".join(b"%d\n" % i for i in range(1, 10))  # 9 records past 16 bytes
+QUOTED_BREAKS = b'YEAR\n"1\n1"\n"2\n2"\n3\n4\n5\n'  # 5 records on 7 lines after the header
+
+
+def _csv_load(redshift, bucket, s3_client, monkeypatch, bodies: list[bytes]):
+    """CSV files larger than the (shrunk) first-bytes sample, so their records come from
+    SYS_LOAD_DETAIL or from the files themselves."""
+    monkeypatch.setattr("etl_assets.loading.redshift_copy.SAMPLE_BYTES", 16)
+    monkeypatch.setattr("etl_assets.loading.redshift_copy.LOAD_VIEW_WAITS_S", (0.0, 0.0))
+    uploads = [
+        _put(s3_client, bucket, f"flights/uploads/part{i}.csv", body)
+        for i, body in enumerate(bodies)
+    ]
+
+    def answers(text: str):
+        if text == "select pg_last_copy_count()":
+            records = [len(b.decode().split("\n")) - 2 for b in bodies]  # less header and end
+            return [(sum(records) - 2 * bodies.count(QUOTED_BREAKS),)]
+        return []
+
+    RecordingWarehouse.answers = staticmethod(answers)
+    warehouse = redshift(dialect="redshift", host="cluster.example", iam_role=ROLE)
+    return ObjectLoader(warehouse, s3_client).load(
+        LoadTarget("flights", "events", Append()),
+        uploads,
+        Csv(expected_header="YEAR"),
+        rows_match_source(),
+    )
+
+
+def _load_detail_queries() -> list[str]:
+    return [s for s in RecordingWarehouse.log if "from sys_load_detail" in s]
+
+
+def test_per_file_records_do_not_depend_on_pg_last_copy_id(
+    redshift, bucket, s3_client, monkeypatch
+):
+    """pg_last_copy_id() is an STL query id; SYS_LOAD_DETAIL's query_id is another identifier
+    (the recording warehouse's view gives them different values, as they may be): joined on
+    it, every file had 0 records and the blocking rows_match_source refused every CSV load."""
+    result = _csv_load(redshift, bucket, s3_client, monkeypatch, [BIG_CSV, BIG_CSV])
+    assert result.status == "published", result.checks
+    assert [f.records for f in result.files] == [9, 9]
+    (query,) = _load_detail_queries()
+    prefix = f"s3://{bucket}/_staged/{result.load_id}/"
+    assert query.endswith(f"where left(file_name, {len(prefix)}) = '{prefix}' group by 1")
+    assert "pg_last_copy_id" not in query and "query_id" not in query
+
+
+def test_per_file_records_wait_for_sys_load_detail(redshift, bucket, s3_client, monkeypatch):
+    RecordingWarehouse.load_detail_lag = 2  # the view shows nothing to the first two queries
+    result = _csv_load(redshift, bucket, s3_client, monkeypatch, [BIG_CSV, BIG_CSV])
+    assert result.status == "published" and [f.records for f in result.files] == [9, 9]
+    assert len(_load_detail_queries()) == 3
+
+
+def test_per_file_records_without_sys_load_detail_are_counted_from_the_files(
+    redshift, bucket, s3_client, monkeypatch
+):
+    """The view never shows the load (a bounded wait, then no rejection): each file is read
+    through and counted as the PostgreSQL path counts it, quote-aware."""
+    RecordingWarehouse.load_detail_lag = None
+    result = _csv_load(
+        redshift, bucket, s3_client, monkeypatch, [BIG_CSV, QUOTED_BREAKS, QUOTED_BREAKS]
+    )
+    assert result.status == "published", result.checks
+    assert [f.records for f in result.files] == [9, 5, 5]
+    assert len(_load_detail_queries()) == 3  # asked, then twice more, then counted here
+
+
+def test_a_quoted_line_break_is_one_record_not_two(redshift, bucket, s3_client, monkeypatch):
+    """Lines scanned overcount a CSV whose values hold line breaks: two such files are
+    counted from their staged copies, the view's lines are not used for them."""
+    result = _csv_load(redshift, bucket, s3_client, monkeypatch, [QUOTED_BREAKS, QUOTED_BREAKS])
+    assert result.status == "published", result.checks
+    assert [f.records for f in result.files] == [5, 5]

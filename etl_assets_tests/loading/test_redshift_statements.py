@@ -216,6 +216,19 @@ def _writers_not_locking_first(sent: list[Sent]) -> list[str]:
         ("create table a.b (x varchar(4) check (octet_length(x) <= 4))", "CHECK constraints"),
         ("select * from (values (1), (2)) as v(x)", "VALUES lists"),
         ("select query, filename from stl_load_commits", "STL/STV/SVL"),
+        ("select * from svcs_query_summary", "SVCS"),
+        ("select * from stv_locks", "STL/STV/SVL"),
+        (
+            "select trim(file_name), sum(lines_scanned) from sys_load_detail"
+            " where query_id = pg_last_copy_id() group by 1",
+            "STL ids",
+        ),
+        ("select * from sys_query_history where query_id = pg_last_query_id()", "STL ids"),
+        (
+            "select d.file_name from sys_load_detail d join (select pg_last_copy_id() as q) l"
+            " on d.query_id = l.q",
+            "STL ids",
+        ),
         ("select x::text from a.b", "::text"),
         ("truncate a.b", "transaction block"),
         ("vacuum delete only a.b", "transaction block"),
@@ -237,6 +250,21 @@ def _writers_not_locking_first(sent: list[Sent]) -> list[str]:
 def test_each_rule_catches_what_it_is_for(statement: str, problem: str) -> None:
     found = violations([Sent(statement, 1, autocommit=False)])
     assert any(problem in v for v in found), found
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "select pg_last_copy_id()",
+        "select pg_last_copy_count()",
+        "select trim(file_name), sum(lines_scanned) from sys_load_detail"
+        " where left(file_name, 9) = 's3://b/_/' group by 1",
+        "select query_id from sys_query_history where query_text = 'pg_last_copy_id()'",
+        "select systable_name from a.b",  # names that only contain the prefixes
+    ],
+)
+def test_what_the_system_view_rules_let_through(statement: str) -> None:
+    assert violations([Sent(statement, 1, autocommit=False)]) == []
 
 
 def test_what_may_run_outside_a_transaction_passes_there() -> None:
