@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg2
+import psycopg2.extensions
 from botocore.exceptions import ClientError
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
@@ -39,6 +40,7 @@ from etl_assets.loading.postgres_copy import (
     json_paths,
     table_columns,
 )
+from etl_assets.loading.retry import is_serialization_failure
 
 SAMPLE_BYTES = 1 << 20  # what is read of each object before the COPY
 S3_WORKERS = 16  # concurrent S3 requests (checks, pins, deletes)
@@ -104,14 +106,32 @@ def fill_from_s3(
         try:
             cur.execute(statement)
         except psycopg2.Error as error:
+            if _not_the_files(error):
+                raise
             conn.rollback()
             refusal = copy_refusal(cur, f"s3://{bucket}/{staged_prefix}", by_url)
-            if refusal is None:
-                raise
-            raise refusal from error
+            raise (refusal or _copy_failed(objects, error)) from error
         return _counted(cur, s3_client, pinned, objects, sampled, file_format, columns)
     finally:
         _delete(s3_client, bucket, staged_prefix, manifest_key)
+
+
+def _not_the_files(error: psycopg2.Error) -> bool:
+    """A lost connection (no verdict: the versions load in a later run) or a transaction the
+    warehouse cancelled for serializability (retried whole): raised as they are. A statement
+    timeout is an OperationalError too, but a verdict on this load."""
+    if is_serialization_failure(error) or isinstance(error, psycopg2.InterfaceError):
+        return True
+    canceled = isinstance(error, psycopg2.extensions.QueryCanceledError)
+    return isinstance(error, psycopg2.OperationalError) and not canceled
+
+
+def _copy_failed(objects: Sequence[SourceObject], error: psycopg2.Error) -> LoadError:
+    """A COPY refused without a row error (access denied, a missing JSONPaths file, a bad
+    manifest, a timeout): every object of the load is refused with the message."""
+    keys = ", ".join(o.key for o in objects[:5]) + (" ..." if len(objects) > 5 else "")
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return LoadError(keys, None, f"COPY failed without a row error: {without_values(message)}")
 
 
 def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[str]) -> Sampled:
@@ -188,8 +208,7 @@ def copy_refusal(
     cur: Cursor, staged_prefix: str, originals: dict[str, SourceObject]
 ) -> LoadError | None:
     """The refused COPY's first error as a `LoadError` on the original key, or None when
-    Redshift recorded no row error (no access to the bucket, a cancelled query: not the
-    file's fault, raised as it is)."""
+    Redshift recorded no row error (no access to the bucket, a cancelled query)."""
     # https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html
     query = (
         "select trim(file_name), line_number, trim(column_name), trim(column_type),"

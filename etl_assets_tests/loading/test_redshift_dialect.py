@@ -5,6 +5,7 @@ import json
 import re
 
 import psycopg2
+import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
@@ -429,24 +430,55 @@ def test_a_row_redshift_refuses_is_reported_with_key_line_and_column(
     assert s3_client.list_objects_v2(Bucket=bucket, Prefix="_")["KeyCount"] == 0
 
 
-def test_a_copy_failing_without_a_row_error_is_raised_as_it_is(
-    redshift, bucket, s3_client, monkeypatch
+@pytest.mark.parametrize(
+    "failure",
+    [
+        psycopg2.InternalError("S3ServiceException:Access Denied,Status 403,Error AccessDenied"),
+        psycopg2.InternalError("Cannot COPY into nonexistent JSONPaths file s3://b/paths.json"),
+        psycopg2.InternalError("Manifest file is not in correct json format"),
+        psycopg2.extensions.QueryCanceledError("canceling statement due to statement timeout"),
+    ],
+    ids=["access denied", "missing jsonpaths", "bad manifest", "timeout"],
+)
+def test_a_copy_failing_without_a_row_error_rejects_every_file_with_the_message(
+    redshift, bucket, s3_client, monkeypatch, failure
 ):
-    """No access to the bucket is not the file's fault: nothing is recorded as rejected, so
-    the same version loads once the role is fixed."""
+    """Not one row's fault: the load is refused (a LoadError, not the raw error), and every
+    object of the load gets its verdict in the ledger with the message (was: raised raw, no
+    ledger row, so the same versions were tried again at every tick)."""
     monkeypatch.setattr("etl_assets.loading.redshift_copy.ERROR_VIEW_WAITS_S", (0.0,))
-    denied = psycopg2.InternalError("S3ServiceException:Access Denied,Status 403")
-    with pytest.raises(psycopg2.InternalError, match="Access Denied"):
+    objects = _objects(s3_client, bucket)
+    with pytest.raises(LoadError) as refused:
+        _load(
+            redshift,
+            s3_client,
+            objects,
+            JsonAuto(),
+            lambda text: failure if text.startswith("COPY ") else [],
+        )
+    reason = str(failure).split(",")[0]
+    assert reason in str(refused.value) and "COPY failed without a row error" in str(refused.value)
+    log = RecordingWarehouse.log
+    assert sum("from sys_load_error_detail" in s for s in log) == 2  # looked, then waited once
+    assert _ledger_statuses(log) == ["rejected", "rejected"]
+    ledger_row = next(s for s in log if s.startswith('insert into "etl_audit"."file_ledger"'))
+    assert all(o.key in ledger_row for o in objects) and reason in ledger_row
+    assert log[-1] == "COMMIT"  # recorded on its own, after the load's rollback
+    assert s3_client.list_objects_v2(Bucket=bucket, Prefix="_")["KeyCount"] == 0
+
+
+def test_a_connection_lost_during_copy_is_raised_as_it_is(redshift, bucket, s3_client):
+    """Not a verdict on the files: nothing is recorded, the run fails, the versions load later."""
+    lost = psycopg2.OperationalError("server closed the connection unexpectedly")
+    with pytest.raises(psycopg2.OperationalError):
         _load(
             redshift,
             s3_client,
             _objects(s3_client, bucket),
             JsonAuto(),
-            lambda text: denied if text.startswith("COPY ") else [],
+            lambda text: lost if text.startswith("COPY ") else [],
         )
-    log = RecordingWarehouse.log
-    assert sum("from sys_load_error_detail" in s for s in log) == 2  # looked, then waited once
-    assert _ledger_statuses(log) == []
+    assert _ledger_statuses(RecordingWarehouse.log) == []
 
 
 def test_an_object_overwritten_after_listing_is_refused_before_any_copy(
