@@ -158,6 +158,7 @@ def _record_landing_evolution(warehouse) -> None:
 def test_every_statement_sent_to_redshift_follows_the_rules(
     warehouse, s3_client, bucket, monkeypatch
 ) -> None:
+    monkeypatch.setattr("etl_assets.loading.loader.VACUUM_MIN_DELETED_ROWS", 1)  # VACUUM too
     _record_loads(warehouse, s3_client, bucket)
     _record_a_refused_copy(warehouse, s3_client, bucket, monkeypatch)
     _record_domains(warehouse)
