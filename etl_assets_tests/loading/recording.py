@@ -52,8 +52,9 @@ class RecordingCursor:
 
     def execute(self, statement, params=None) -> None:
         rendered = self.renderer.mogrify(statement, params).decode()
-        # one line per statement; a comment line would otherwise swallow what follows it
-        text = " ".join(_LINE_COMMENT.sub("", rendered).split())
+        # one line per statement: a line comment becomes a block comment (it would otherwise
+        # swallow what follows it), kept where it was for the rules to see
+        text = " ".join(_LINE_COMMENT.sub(_as_block_comment, rendered).split())
         self.log.append(text)
         RecordingWarehouse.sent.append(
             Sent(text, self._connection.number, self._connection.autocommit)
@@ -93,6 +94,10 @@ class RecordingCursor:
 
     def __exit__(self, *exc) -> None:
         return None
+
+
+def _as_block_comment(comment: re.Match) -> str:
+    return "/*" + comment.group(0)[2:].replace("*/", "* /") + "*/"
 
 
 STL_COPY_ID = 5437  # what pg_last_copy_id() returns: an STL query id
