@@ -32,6 +32,7 @@ from etl_assets.loading.publish import (
     INCREMENTAL,
     Append,
     MergeByKey,
+    Published,
     PublishMode,
     Replace,
     ReplacePartition,
@@ -144,6 +145,7 @@ class LoadResult:
     files: list[LoadedFile]
     checks: list[CheckOutcome]
     rows_published: int = 0
+    rows_deleted: int = 0  # rows the publish marked deleted (for VACUUM's rule)
 
     @property
     def records(self) -> int:
@@ -211,7 +213,7 @@ class ObjectLoader:
             f"load into {target.name}",
         )
         if result.status == "published":
-            after_publish(self.warehouse, [target])
+            after_publish(self.warehouse, [(target, result)])
         return result
 
     def _load_once(
@@ -260,7 +262,7 @@ class ObjectLoader:
             lambda: self._load_together_once(steps, force), f"load into {names}"
         )
         published = [
-            s.target for s, r in zip(steps, results, strict=True) if r.status == "published"
+            (s.target, r) for s, r in zip(steps, results, strict=True) if r.status == "published"
         ]
         after_publish(self.warehouse, published)
         return results
@@ -334,10 +336,10 @@ class ObjectLoader:
                 raise StepRejected(result, split=True)
             self._record_failed_checks(target, files, outcomes, load_id)
             raise StepRejected(result)
-        rows = finish_publish(cur, target, staging, sum(f.rows for f in files))
+        done = finish_publish(cur, target, staging, sum(f.rows for f in files))
         entries = [LedgerEntry(f.source, ledger.LOADED, f.records, f.rows) for f in files]
         self._record(cur, entries, target, load_id)
-        return LoadResult("published", load_id, files, outcomes, rows)
+        return LoadResult("published", load_id, files, outcomes, done.rows, done.deleted)
 
     def _not_yet_published(
         self, cur: Cursor, target: LoadTarget, objects: Sequence[SourceObject]
@@ -484,39 +486,71 @@ class ObjectLoader:
             conn.commit()
 
 
-def after_publish(warehouse: WarehouseResource, targets: Sequence[LoadTarget]) -> None:
+# VACUUM DELETE ONLY after a publish only when it pays: at least this many rows marked deleted
+# and more than VACUUM_DELETED_SHARE of the table's rows (its default threshold, 95 %
+# undeleted, makes it do nothing below 5 %)
+VACUUM_MIN_DELETED_ROWS = 1_000_000
+VACUUM_DELETED_SHARE = 0.05
+
+
+def after_publish(
+    warehouse: WarehouseResource, published: Sequence[tuple[LoadTarget, LoadResult]]
+) -> None:
     """Redshift, once the publish has committed: statistics for the planner (COPY runs with
-    STATUPDATE OFF, and a whole-table delete leaves the old ones), and the space of the rows a
-    publish deleted. `ANALYZE ... PREDICATE COLUMNS` analyzes the columns queries filter,
-    join and group on (all of them until any was queried:
+    STATUPDATE OFF, and a whole-table delete leaves the old ones), and, where it pays, the
+    space of the rows a publish deleted. `ANALYZE ... PREDICATE COLUMNS` analyzes the columns
+    queries filter, join and group on (all of them until any was queried:
     https://docs.aws.amazon.com/redshift/latest/dg/r_ANALYZE.html); `VACUUM DELETE ONLY`
     cannot run inside a transaction block
     (https://docs.aws.amazon.com/redshift/latest/dg/r_VACUUM_command.html), so both run on a
     connection of their own in autocommit. The data is published whatever they do: a failure
     (a VACUUM already running on the cluster) is logged, not raised. PostgreSQL's autovacuum
     does both on its own."""
-    if not warehouse.is_redshift or not targets:
+    if not warehouse.is_redshift or not published:
         return
-    unique = {t.name: t for t in targets}.values()
+    churn: dict[str, tuple[LoadTarget, int, int]] = {}
+    for target, result in published:
+        _, rows, deleted = churn.get(target.name, (target, 0, 0))
+        churn[target.name] = (target, rows + result.rows_published, deleted + result.rows_deleted)
     try:
         with warehouse.get_connection() as conn:
             conn.autocommit = True
             with conn.cursor() as cur:
-                for target in unique:
-                    _housekeep(cur, target)
+                for target, rows, deleted in churn.values():
+                    _housekeep(cur, target, rows, deleted)
     except psycopg2.Error as error:  # could not even connect: the next load will do it
         log.warning("statistics not refreshed after publish: %s", error)
 
 
-def _housekeep(cur: Cursor, target: LoadTarget) -> None:
-    statements = {"analyze": sql.SQL("analyze {} predicate columns").format(target.ref)}
-    if not isinstance(target.mode, Append):  # every other mode deletes rows
-        statements["vacuum delete only"] = sql.SQL("vacuum delete only {}").format(target.ref)
-    for verb, statement in statements.items():
-        try:
-            cur.execute(statement)
-        except psycopg2.Error as error:
-            log.warning("%s %s after publish: %s", verb, target.name, error)
+def _housekeep(cur: Cursor, target: LoadTarget, rows: int, deleted: int) -> None:
+    try:
+        cur.execute(sql.SQL("analyze {} predicate columns").format(target.ref))
+        if vacuum_pays(cur, target, rows, deleted):
+            cur.execute(sql.SQL("vacuum delete only {}").format(target.ref))
+    except psycopg2.Error as error:
+        log.warning("housekeeping of %s after publish: %s", target.name, error)
+
+
+def vacuum_pays(cur: Cursor, target: LoadTarget, rows: int, deleted: int) -> bool:
+    """Whether a `VACUUM DELETE ONLY` after this publish is worth its cost. Redshift runs a
+    VACUUM DELETE in the background by itself, scheduled by the number of deleted rows
+    (https://docs.aws.amazon.com/redshift/latest/dg/t_Reclaiming_storage_space202.html#automatic-table-delete);
+    only one VACUUM runs on a cluster at a time, a vacuum that finds nothing to do still costs
+    its discovery, and by default it reclaims only down to 5 % of rows marked deleted
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_VACUUM_command.html, usage notes and
+    TO threshold PERCENT). So: never after an append (deletes nothing) or a publish that
+    deleted fewer than VACUUM_MIN_DELETED_ROWS rows (a small merge, a small table: the
+    automatic one reclaims it); after a whole-table replace, when the deleted rows are more
+    than VACUUM_DELETED_SHARE of the old and new rows; after a partition replace or a merge,
+    when they are more than that share of the rows the table now holds (counted then)."""
+    if deleted < VACUUM_MIN_DELETED_ROWS:
+        return False
+    if isinstance(target.mode, Replace | Snapshot):
+        remaining = rows
+    else:
+        cur.execute(sql.SQL("select count(*) from {}").format(target.ref))
+        remaining = int(cur.fetchone()[0])
+    return deleted > VACUUM_DELETED_SHARE * (deleted + remaining)
 
 
 KEYS_FREE = "key_not_published_yet"
@@ -563,6 +597,7 @@ class Staging:
     fill: sql.Identifier
     checked: sql.Composable
     in_place: bool
+    deleted: int = 0  # rows of the target deleted to fill it in place
 
 
 def prepare_staging(
@@ -577,9 +612,10 @@ def prepare_staging(
     if isinstance(target.mode, Append):
         in_place = in_place and in_place_append
     if in_place:
+        deleted = 0
         if not isinstance(target.mode, Append):
-            clear_for_in_place(cur, target.schema, target.table)
-        return Staging(target.ref, rows_written_here(target.ref, target.mode), True)
+            deleted = clear_for_in_place(cur, target.schema, target.table)
+        return Staging(target.ref, rows_written_here(target.ref, target.mode), True, deleted)
     cur.execute(shadow_statement(target))
     if dialect != "redshift":
         relation_as_on_redshift(cur, target.shadow)
@@ -621,10 +657,13 @@ def shadow_statement(target: LoadTarget) -> sql.Composed:
     return sql.SQL("create temp table {} (like {})").format(target.shadow, target.ref)
 
 
-def finish_publish(cur: Cursor, target: LoadTarget, staging: Staging, rows_in_place: int) -> int:
-    """The rows the publish inserted: already in place, or moved from the shadow now."""
+def finish_publish(
+    cur: Cursor, target: LoadTarget, staging: Staging, rows_in_place: int
+) -> Published:
+    """The rows the publish inserted (already in place, or moved from the shadow now) and
+    those it deleted."""
     if staging.in_place:
-        return rows_in_place
+        return Published(rows_in_place, staging.deleted)
     return publish(cur, target.schema, target.table, target.shadow, target.mode)
 
 
@@ -640,7 +679,7 @@ def rebuild_table(
         lambda: _rebuild_once(warehouse, target, select, checks), f"rebuild of {target.name}"
     )
     if result.status == "published":
-        after_publish(warehouse, [target])
+        after_publish(warehouse, [(target, result)])
     return result
 
 
@@ -659,6 +698,6 @@ def _rebuild_once(
         if any(o.blocking and not o.passed for o in outcomes):
             conn.rollback()
             return LoadResult("rejected", "", [], outcomes)
-        rows = finish_publish(cur, target, staging, inserted)
+        done = finish_publish(cur, target, staging, inserted)
         conn.commit()
-    return LoadResult("published", "", [], outcomes, rows)
+    return LoadResult("published", "", [], outcomes, done.rows, done.deleted)

@@ -25,7 +25,7 @@ from etl_assets.loading.formats import Csv, FileFormat, JsonAuto, JsonPaths
 from etl_assets.loading.json_stream import JsonRowReader
 from etl_assets.loading.ledger import SourceObject
 from etl_assets.loading.progress import ProgressBody, Report, with_progress
-from etl_assets.loading.tables import BYTE_CHECK, FINITE_CHECK
+from etl_assets.loading.tables import BYTE_CHECK, FINITE_CHECK, SINGLE_BYTE_CHECK
 
 if TYPE_CHECKING:
     from etl_assets.loading.json_arrow import ArrowRows
@@ -246,6 +246,13 @@ def _copy_error(
         reason = (
             f"value longer than {too_wide.group(1)} bytes in UTF-8 (the warehouse's VARCHAR"
             " and CHAR widths count bytes, not characters)"
+        )
+    multibyte = SINGLE_BYTE_CHECK.match(error.diag.constraint_name or "")
+    if multibyte:  # see `tables.relation_as_on_redshift`
+        column = multibyte.group(1) + ("…" if multibyte.group(2) else "")
+        reason = (
+            "a multibyte character in a CHAR column: the warehouse's (Redshift's) CHAR holds"
+            " single-byte characters only (declare it VARCHAR)"
         )
     return LoadError(obj.key, line, reason, column)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
@@ -94,10 +95,11 @@ def rows_written_here(target: sql.Identifier, mode: PublishMode) -> sql.Composab
     return target
 
 
-def clear_for_in_place(cur: Cursor, schema: str, table: str) -> None:
+def clear_for_in_place(cur: Cursor, schema: str, table: str) -> int:
     """Delete every published row, inside the load's transaction; readers keep seeing them
-    until the commit."""
+    until the commit. Returns the rows deleted."""
     cur.execute(sql.SQL("delete from {}").format(table_ref(schema, table)))
+    return max(cur.rowcount, 0)
 
 
 def shadow_name(schema: str, table: str) -> sql.Identifier:
@@ -121,19 +123,31 @@ def keys_already_published(
     return cur.fetchone()[0]
 
 
-def publish(cur: Cursor, schema: str, table: str, shadow: sql.Identifier, mode: PublishMode) -> int:
-    """Move the shadow's rows into `schema.table` as `mode` says; returns the rows inserted or
-    updated."""
+class Published(NamedTuple):
+    """What a publish did to the target: rows inserted or updated, and rows it marked deleted
+    (a DELETE's, and on Redshift an UPDATE's old versions:
+    https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html)."""
+
+    rows: int
+    deleted: int = 0
+
+
+def publish(
+    cur: Cursor, schema: str, table: str, shadow: sql.Identifier, mode: PublishMode
+) -> Published:
+    """Move the shadow's rows into `schema.table` as `mode` says."""
     target = table_ref(schema, table)
     if isinstance(mode, MergeByKey):
         return _merge(cur, target, checked_identifier(table), shadow, mode)
     delete = _delete_statement(target, mode)
+    deleted = 0
     if delete is not None:
         cur.execute(delete)
+        deleted = max(cur.rowcount, 0)
     cur.execute(sql.SQL("insert into {} select * from {}").format(target, shadow))
     rows = cur.rowcount
     cur.execute(sql.SQL("drop table {}").format(shadow))
-    return rows
+    return Published(rows, deleted)
 
 
 def _delete_statement(target: sql.Identifier, mode: PublishMode) -> sql.Composable | None:
@@ -150,7 +164,7 @@ def _merge(
     name: sql.Identifier,
     shadow: sql.Identifier,
     mode: MergeByKey,
-) -> int:
+) -> Published:
     """UPDATE the columns the load names where the key exists, INSERT the new keys: a partial
     header updates only its columns. The staging-table merge of
     https://docs.aws.amazon.com/redshift/latest/dg/merge-specify-a-column-list.html; the
@@ -187,7 +201,7 @@ def _merge(
     )
     inserted = cur.rowcount
     cur.execute(sql.SQL("drop table {}").format(shadow))
-    return updated + inserted
+    return Published(updated + inserted, updated)
 
 
 def _key_match(left: sql.Identifier, right: sql.Identifier, key: Sequence[str]) -> sql.Composable:

@@ -12,6 +12,7 @@ views are read: STL tables are empty on Redshift Serverless.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -21,12 +22,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg2
+import psycopg2.extensions
 from botocore.exceptions import ClientError
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
-from etl_assets.loading.csv_stream import CsvHeaderReader
+from etl_assets.loading.csv_stream import CountingReader, CsvHeaderReader
 from etl_assets.loading.dialect import redshift_copy
 from etl_assets.loading.errors import LoadError, without_values
 from etl_assets.loading.formats import Csv, FileFormat, JsonAuto
@@ -38,11 +40,14 @@ from etl_assets.loading.postgres_copy import (
     json_paths,
     table_columns,
 )
+from etl_assets.loading.retry import is_serialization_failure
 
 SAMPLE_BYTES = 1 << 20  # what is read of each object before the COPY
 S3_WORKERS = 16  # concurrent S3 requests (checks, pins, deletes)
 STAGED_PREFIX, MANIFEST_PREFIX = "_staged", "_manifests"
 ERROR_VIEW_WAITS_S = (0.5, 1.0, 2.0)  # SYS views are filled shortly after the statement
+LOAD_VIEW_WAITS_S = (0.5, 1.0, 2.0, 4.0)  # at most 7.5 s, then files are counted here
+COUNT_CHUNK_BYTES = 1 << 18
 T, R = TypeVar("T"), TypeVar("R")
 
 
@@ -86,6 +91,8 @@ def fill_from_s3(
     try:
         pinned = _each(objects, lambda o: pin(s3_client, o, staged_prefix))
         by_url = {p.url: o for p, o in zip(pinned, objects, strict=True)}
+        if len(by_url) != len(pinned):  # one staged copy per listed version, or none loads
+            raise RuntimeError(f"two objects of load {load_id} share a staged copy")
         manifest = {"entries": [{"url": p.url, "mandatory": True} for p in pinned]}
         s3_client.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
         statement = redshift_copy(
@@ -99,14 +106,32 @@ def fill_from_s3(
         try:
             cur.execute(statement)
         except psycopg2.Error as error:
+            if _not_the_files(error):
+                raise
             conn.rollback()
             refusal = copy_refusal(cur, f"s3://{bucket}/{staged_prefix}", by_url)
-            if refusal is None:
-                raise
-            raise refusal from error
-        return _counted(cur, pinned, objects, sampled, file_format)
+            raise (refusal or _copy_failed(objects, error)) from error
+        return _counted(cur, s3_client, pinned, objects, sampled, file_format, columns)
     finally:
         _delete(s3_client, bucket, staged_prefix, manifest_key)
+
+
+def _not_the_files(error: psycopg2.Error) -> bool:
+    """A lost connection (no verdict: the versions load in a later run) or a transaction the
+    warehouse cancelled for serializability (retried whole): raised as they are. A statement
+    timeout is an OperationalError too, but a verdict on this load."""
+    if is_serialization_failure(error) or isinstance(error, psycopg2.InterfaceError):
+        return True
+    canceled = isinstance(error, psycopg2.extensions.QueryCanceledError)
+    return isinstance(error, psycopg2.OperationalError) and not canceled
+
+
+def _copy_failed(objects: Sequence[SourceObject], error: psycopg2.Error) -> LoadError:
+    """A COPY refused without a row error (access denied, a missing JSONPaths file, a bad
+    manifest, a timeout): every object of the load is refused with the message."""
+    keys = ", ".join(o.key for o in objects[:5]) + (" ..." if len(objects) > 5 else "")
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return LoadError(keys, None, f"COPY failed without a row error: {without_values(message)}")
 
 
 def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[str]) -> Sampled:
@@ -117,7 +142,7 @@ def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[
     whole = len(head) >= obj.size
     if isinstance(file_format, Csv):
         if file_format.header:
-            CsvHeaderReader(
+            reader: CountingReader = CsvHeaderReader(
                 io.BytesIO(head),
                 obj.key,
                 file_format.expected_header,
@@ -126,7 +151,13 @@ def sample(s3_client, obj: SourceObject, file_format: FileFormat, columns: list[
             )
         elif not head.strip():
             raise LoadError(obj.key, None, "empty file")
-        return Sampled()
+        else:
+            reader = CountingReader(io.BytesIO(head), obj.key)
+        lines = _drain(reader)
+        if whole:  # records counted as the PostgreSQL path counts them: quote-aware
+            return Sampled(records=reader.data_lines)
+        # a quoted value holding a line break: SYS_LOAD_DETAIL's lines would overcount
+        return Sampled(multiline=reader.data_lines != lines)
     if not whole:
         head = head[: head.rfind(b"\n") + 1]  # whole lines only
     first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
@@ -164,8 +195,11 @@ def pin(s3_client, obj: SourceObject, staged_prefix: str) -> SourceObject:
 
 
 def pinned_name(obj: SourceObject) -> str:
-    """Unique within the load and short: SYS_LOAD_DETAIL keeps 256 characters of a URL."""
-    digest = obj.key.encode().hex()[-16:]
+    """Unique within the load and short: a hash of the whole key (two keys with the same base
+    name in different folders, as song_data's A/B/C/<track>.json, never share a staged copy),
+    then the key's last 100 characters to read; SYS_LOAD_DETAIL keeps 256 characters of a URL
+    (s3://<bucket, 63 at most>/_staged/<load id>/<name> stays under that)."""
+    digest = hashlib.sha256(obj.key.encode()).hexdigest()[:24]
     base = obj.key.rsplit("/", 1)[-1][-100:]
     return f"{digest}-{base}"
 
@@ -174,8 +208,7 @@ def copy_refusal(
     cur: Cursor, staged_prefix: str, originals: dict[str, SourceObject]
 ) -> LoadError | None:
     """The refused COPY's first error as a `LoadError` on the original key, or None when
-    Redshift recorded no row error (no access to the bucket, a cancelled query: not the
-    file's fault, raised as it is)."""
+    Redshift recorded no row error (no access to the bucket, a cancelled query)."""
     # https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html
     query = (
         "select trim(file_name), line_number, trim(column_name), trim(column_type),"
@@ -201,43 +234,105 @@ def copy_refusal(
 
 def _counted(
     cur: Cursor,
+    s3_client,
     pinned: Sequence[SourceObject],
     objects: Sequence[SourceObject],
     sampled: Sequence[Sampled],
     file_format: FileFormat,
+    columns: list[str],
 ) -> tuple[list[LoadedFile], int]:
     """The rows COPY loaded (`pg_last_copy_count()`) and each file's records: counted from
-    its sample when that was the whole file, else the lines COPY scanned in it (a CSV header
-    is scanned, not loaded). A large file whose JSON records span lines is the remainder
-    when it is the only one; lines would overcount it.
-    https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html
-    https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html"""
+    its sample when that was the whole file, else the lines COPY scanned in it as
+    SYS_LOAD_DETAIL reports them (a CSV header is scanned, not loaded). A file whose records
+    span lines (pretty-printed JSON, a quoted CSV value holding a line break) or that the
+    view does not show is the remainder when it is the only one, else counted from its
+    staged copy as the PostgreSQL path counts it.
+    https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html"""
     cur.execute("select pg_last_copy_count()")
     copied = int(cur.fetchone()[0])
-    cur.execute(
-        "select trim(file_name), sum(lines_scanned) from sys_load_detail"
-        " where query_id = pg_last_copy_id() group by 1"
-    )
-    scanned = dict(cur.fetchall())
+    need = {p.url for p, seen in zip(pinned, sampled, strict=True) if seen.records is None} - {
+        p.url for p, seen in zip(pinned, sampled, strict=True) if seen.multiline
+    }
+    scanned = lines_scanned(cur, _prefix_of(pinned), need) if need else {}
     header = 1 if isinstance(file_format, Csv) and file_format.header else 0
     records: list[int | None] = []
     for staged, seen in zip(pinned, sampled, strict=True):
         if seen.records is not None:
             records.append(seen.records)
-        elif seen.multiline:
+        elif seen.multiline or staged.url not in scanned:
             records.append(None)
         else:
-            records.append(max(int(scanned.get(staged.url, 0)) - header, 0))
+            records.append(max(scanned[staged.url] - header, 0))
     unknown = [i for i, r in enumerate(records) if r is None]
     if len(unknown) == 1:
         records[unknown[0]] = copied - sum(r for r in records if r is not None)
     else:
         for i in unknown:
-            records[i] = int(scanned.get(pinned[i].url, 0))
+            records[i] = count_records(s3_client, pinned[i], file_format, columns)
     return [
         LoadedFile(o, n, n, seen.missing_keys, seen.unknown_keys)
         for o, n, seen in zip(objects, records, sampled, strict=True)
     ], copied
+
+
+def _prefix_of(pinned: Sequence[SourceObject]) -> str:
+    """`s3://<bucket>/_staged/<load id>/`: what every staged copy of the load starts with."""
+    return pinned[0].url[: pinned[0].url.rindex("/") + 1]
+
+
+def lines_scanned(cur: Cursor, staged_prefix: str, wanted: set[str]) -> dict[str, int]:
+    """Lines COPY scanned per staged file, from SYS_LOAD_DETAIL. Found by the load's own
+    `_staged/<load id>/` prefix, not by `query_id = pg_last_copy_id()`: that function returns
+    an STL query id, and a SYS view's query_id is another identifier
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_STL_QUERY.html,
+    https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_ID.html). The view is filled
+    shortly after the statement: asked again a bounded number of times until it shows every
+    wanted file; what it still lacks is left out (the caller counts those files itself).
+    https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html"""
+    query = (
+        "select trim(file_name), sum(lines_scanned) from sys_load_detail"
+        " where left(file_name, %s) = %s group by 1"
+    )
+    scanned: dict[str, int] = {}
+    for wait in (0.0, *LOAD_VIEW_WAITS_S):
+        time.sleep(wait)
+        cur.execute(query, (len(staged_prefix), staged_prefix))
+        scanned = {url: int(lines or 0) for url, lines in cur.fetchall()}
+        if wanted <= scanned.keys():
+            break
+    return scanned
+
+
+def count_records(s3_client, staged: SourceObject, file_format: FileFormat, columns) -> int:
+    """The records of a staged copy, read through in bounded memory and counted as the
+    PostgreSQL path counts them: CSV records quote-aware (a quoted value may hold line breaks),
+    JSON records however many lines each spans."""
+    body = s3_client.get_object(Bucket=staged.bucket, Key=staged.key)["Body"]
+    try:
+        if isinstance(file_format, Csv):
+            reader: CountingReader = (
+                CsvHeaderReader(body, staged.key, None, COUNT_CHUNK_BYTES, empty_ok=True)
+                if file_format.header
+                else CountingReader(body, staged.key)
+            )
+            _drain(reader)
+            return reader.data_lines
+        paths = json_paths(columns, file_format)
+        ignore_case = isinstance(file_format, JsonAuto) and file_format.ignore_case
+        rows = JsonRowReader(body, staged.key, paths, COUNT_CHUNK_BYTES, ignore_case)
+        while rows.read(COUNT_CHUNK_BYTES):
+            pass
+        return rows.records
+    finally:
+        body.close()
+
+
+def _drain(reader: CountingReader) -> int:
+    """Reads `reader` to its end; returns the lines it passed on (quoted line breaks too)."""
+    breaks, read = 0, False
+    while chunk := reader.read(COUNT_CHUNK_BYTES):
+        breaks, read = breaks + chunk.count(b"\n"), True
+    return breaks + read  # the last line passed on has no break
 
 
 def _delete(s3_client, bucket: str, staged_prefix: str, manifest_key: str) -> None:

@@ -113,6 +113,32 @@ def relation_as_on_redshift(cur: Cursor, ref: sql.Identifier) -> None:
     and AS copy no CHECK: a shadow's refusals would otherwise come at publish, lineless)."""
     _widths_in_bytes(cur, ref)
     _finite_values(cur, ref)
+    _single_byte_chars(cur, ref)
+
+
+SINGLE_BYTE_CHECK = re.compile(r"^single_byte_(\w+?)(__[0-9a-f]{8})?$")
+
+
+def _single_byte_chars(cur: Cursor, ref: sql.Identifier) -> None:
+    """One CHECK per CHAR(n) column, named `single_byte_<column>` (COPY's refusal names it):
+    Redshift's CHAR holds single-byte characters only, multibyte ones go in VARCHAR
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html); NOT VALID:
+    published rows are not re-read."""
+    cur.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0"
+        " and not attisdropped and atttypid = 'bpchar'::regtype",
+        (ref.as_string(cur),),
+    )
+    wanted = {_constraint_name("single_byte", column): column for (column,) in cur.fetchall()}
+    present = _constraints(cur, ref, "single_byte")
+    for name in wanted.keys() - present:
+        column = sql.Identifier(wanted[name])
+        cur.execute(
+            sql.SQL(
+                "alter table {} add constraint {}"
+                " check (octet_length({}::text) = char_length({}::text)) not valid"
+            ).format(ref, sql.Identifier(name), column, column)
+        )
 
 
 # PostgreSQL reads 'NaN', 'Infinity', '-Infinity' into floats and numerics and 'infinity' into

@@ -1,9 +1,15 @@
 """A warehouse that records what the Redshift dialect sends instead of executing it.
 
 Each statement is rendered with a real PostgreSQL connection's quoting (psycopg2's mogrify).
-A COPY reads its manifest and the objects it names from S3 (moto), as Redshift would, and what
-it read answers SYS_LOAD_DETAIL (lines per file); `answers` answers the rest. Nothing checks
-that Redshift would accept a statement: the statement rules (`test_redshift_statements`) and
+A COPY reads its manifest and the objects it names from S3 (moto), as Redshift would; `answers`
+answers the statements, and what it leaves unanswered of a SYS_LOAD_DETAIL query is answered
+the way the view's page says, by running the query itself on a real table of the view's
+columns (https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_DETAIL.html): a row per file
+a COPY read, `file_name` char(256) (a longer URL is cut), `lines_scanned` the lines read, and a
+`query_id` that is not the id `pg_last_copy_id()` returns (a SYS query_id and an STL query id
+are different identifiers: https://docs.aws.amazon.com/redshift/latest/dg/r_STL_QUERY.html);
+`load_detail_lag` queries of the view see nothing yet (None: never). Nothing checks that
+Redshift would accept a statement: the statement rules (`test_redshift_statements`) and
 `make test-redshift` do.
 """
 
@@ -46,8 +52,9 @@ class RecordingCursor:
 
     def execute(self, statement, params=None) -> None:
         rendered = self.renderer.mogrify(statement, params).decode()
-        # one line per statement; a comment line would otherwise swallow what follows it
-        text = " ".join(_LINE_COMMENT.sub("", rendered).split())
+        # one line per statement: a line comment becomes a block comment (it would otherwise
+        # swallow what follows it), kept where it was for the rules to see
+        text = " ".join(_LINE_COMMENT.sub(_as_block_comment, rendered).split())
         self.log.append(text)
         RecordingWarehouse.sent.append(
             Sent(text, self._connection.number, self._connection.autocommit)
@@ -60,8 +67,8 @@ class RecordingCursor:
         self._rows = answer
         if not self._rows and text.startswith("select sum(case when"):
             self._rows = [(0,)]  # a partition load's rows all inside the partition
-        if not self._rows and "from sys_load_detail" in text and RecordingWarehouse.copies:
-            self._rows = list(RecordingWarehouse.copies[-1]["lines"].items())
+        if not self._rows and "from sys_load_detail" in text:
+            self._rows = _sys_load_detail(self.renderer, text)
         if re.match(r'select \* from [\w".-]+ limit 0$', text):
             self.description = [(c,) for c in RecordingWarehouse.columns]
         self.rowcount = 5
@@ -89,6 +96,35 @@ class RecordingCursor:
         return None
 
 
+def _as_block_comment(comment: re.Match) -> str:
+    return "/*" + comment.group(0)[2:].replace("*/", "* /") + "*/"
+
+
+STL_COPY_ID = 5437  # what pg_last_copy_id() returns: an STL query id
+
+
+def _sys_load_detail(renderer, text: str) -> list[tuple]:
+    """The query run on a session table shaped like SYS_LOAD_DETAIL holding what the COPYs
+    read so far, unless the view is not filled yet (`load_detail_lag`)."""
+    RecordingWarehouse.load_detail_queries += 1
+    lag = RecordingWarehouse.load_detail_lag
+    filled = lag is not None and RecordingWarehouse.load_detail_queries > lag
+    renderer.execute(
+        "create temp table if not exists sys_load_detail (user_id integer, query_id integer,"
+        " file_name character(256), bytes_scanned integer, lines_scanned integer)"
+    )
+    renderer.execute("delete from sys_load_detail")
+    for number, copy in enumerate(RecordingWarehouse.copies if filled else []):
+        query_id = STL_COPY_ID + RecordingWarehouse.sys_query_id_offset + number
+        for url, lines in copy["lines"].items():
+            renderer.execute(
+                "insert into sys_load_detail values (100, %s, left(%s, 256), %s, %s)",
+                (query_id, url, len(copy["bodies"][url]), lines),
+            )
+    renderer.execute(text.replace("pg_last_copy_id()", str(STL_COPY_ID)))
+    return renderer.fetchall()
+
+
 def _read_manifest(copy: str) -> dict:
     """What a COPY from a manifest reads: the manifest, then every object it names."""
     url = re.search(r"FROM '(s3://[^']+)'", copy).group(1)
@@ -111,6 +147,11 @@ class RecordingWarehouse(WarehouseResource):
     sent: ClassVar[list[Sent]] = []  # every statement with its connection
     copies: ClassVar[list[dict]] = []  # what each COPY read: manifest, bodies, lines per URL
     columns: ClassVar[list[str]] = ["a", "b"]  # the staging relation's columns
+    # SYS_LOAD_DETAIL: queries answered with nothing before its rows show (None: never), and
+    # how far its query_id is from pg_last_copy_id()'s (0: the ids happen to agree)
+    load_detail_lag: ClassVar[int | None] = 0
+    load_detail_queries: ClassVar[int] = 0
+    sys_query_id_offset: ClassVar[int] = 1_000_000
     s3: ClassVar = None
 
     @contextmanager

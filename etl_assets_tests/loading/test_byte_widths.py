@@ -99,3 +99,34 @@ def test_the_ledger_keeps_a_long_multibyte_error_within_its_width_in_bytes(wareh
     )
     assert size <= ledger.ERROR_BYTES and text.endswith("é…")
     assert text.startswith("valeur refusée: éé")
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+def test_a_multibyte_value_in_a_char_column_is_refused_naming_the_column(
+    warehouse, s3_client, bucket, mode
+) -> None:
+    """Redshift's CHAR holds single-byte characters only (a VARCHAR holds multibyte ones:
+    https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html): 'é' fits CHAR(2)
+    in bytes and is still refused in production, so here too, with line and column, whether
+    COPY fills the table or a load's shadow."""
+    from etl_assets.loading.formats import Csv
+    from etl_assets.loading.publish import MergeByKey, Replace
+    from etl_assets.loading.tables import as_on_redshift
+
+    ensure_tables(warehouse, [])  # the ledger
+    with warehouse.get_connection() as conn, conn.cursor() as cur:
+        cur.execute("create schema s")
+        cur.execute("create table s.codes (id integer primary key, code char(2))")
+        as_on_redshift(cur, "s", "codes")  # as a table is created
+        conn.commit()
+    s3_client.put_object(Bucket=bucket, Key="c/codes.csv", Body="id,code\n1,ab\n2,é\n".encode())
+    publish = Replace() if mode == "replace" else MergeByKey(("id",))
+    with pytest.raises(LoadError) as refused:
+        ObjectLoader(warehouse, s3_client).load(
+            LoadTarget("s", "codes", publish),
+            list_objects(s3_client, bucket, "c/"),
+            Csv(expected_header="id,code"),
+        )
+    error = refused.value
+    assert (error.line, error.column) == (3, "code"), str(error)
+    assert "single-byte" in error.reason
