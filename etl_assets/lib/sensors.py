@@ -164,7 +164,7 @@ class TickPlan:
 
 def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest") -> TickPlan:
     """What one tick does with a listing: which unseen versions get a run."""
-    listed = [o for o in listed if not o["Key"].endswith("/")]
+    listed = _first_landings([o for o in listed if not o["Key"].endswith("/")])
     new = landing_order([o for o in listed if state.is_new(o)])
     if not new:
         return TickPlan([], [], state)
@@ -176,6 +176,17 @@ def plan_tick(listed: list[dict], state: UploadCursor, policy: Policy = "newest"
     return TickPlan(
         [newest], superseded, state.advance(listed), {newest["Key"]: _tied(newest, new)}
     )
+
+
+def _first_landings(uploads: list[dict]) -> list[dict]:
+    """One entry per version: a version announced twice (two notifications of one upload,
+    their event times apart) is one upload, kept at its first landing."""
+    first: dict[str, dict] = {}
+    for upload in uploads:
+        kept = first.get(version(upload))
+        if kept is None or upload["LastModified"] < kept["LastModified"]:
+            first[version(upload)] = upload
+    return [u for u in uploads if first[version(u)] is u]
 
 
 def landing_order(uploads: list[dict]) -> list[dict]:

@@ -96,12 +96,20 @@ class DateFields:
     def _bad_fields(
         self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, kind: str
     ) -> np.ndarray:
-        disallowed = np.concatenate(([0], np.cumsum(self._bad[kind][data], dtype=np.int64)))
-        bad = disallowed[ends] - disallowed[starts] > 0
-        if kind != "timestamptz":  # a third dash is a zone offset (YYYY-MM-DD has two)
-            dashes = np.concatenate(([0], np.cumsum(data == _DASH, dtype=np.int64)))
-            bad |= dashes[ends] - dashes[starts] > 2
-        return np.flatnonzero(bad)
+        """Which of these fields hold a disallowed byte (or, but in a timestamptz, a third
+        dash: a zone offset after YYYY-MM-DD). Only the fields' own bytes are read."""
+        lengths = ends - starts
+        nonempty = np.flatnonzero(lengths > 0)
+        if not len(nonempty):
+            return nonempty
+        starts, lengths = starts[nonempty], lengths[nonempty]
+        offsets = np.cumsum(lengths) - lengths  # where each field begins among the gathered
+        positions = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+        gathered = data[positions]
+        bad = np.add.reduceat(self._bad[kind][gathered], offsets) > 0
+        if kind != "timestamptz":
+            bad |= np.add.reduceat(gathered == _DASH, offsets) > 2
+        return nonempty[np.flatnonzero(bad)]
 
 
 class CountingReader:

@@ -99,9 +99,13 @@ def recorded_versions(
     return {(b, k, e) for b, k, e in cur.fetchall()}
 
 
-# A listing's LastModified (whole seconds) and a notification's event time (milliseconds) of
-# one upload may differ by about a second; landing times further apart are different uploads.
-SAME_UPLOAD_WITHIN = timedelta(seconds=2)
+# An upload is a version *and* a landing: the same content landing again after its verdict
+# was recorded is a new upload (A, B, then A again; a refused file re-uploaded unchanged once
+# its contract allows it). Landing times are S3's (LastModified: a multipart upload's is when
+# it began; a notification's event time: when it completed), verdict times ours: an upload
+# that landed no later than a verdict of its version (plus this much clock skew) is the one
+# that verdict judged.
+CLOCK_SKEW = timedelta(seconds=1)
 
 
 def recorded_uploads(
@@ -115,7 +119,7 @@ def recorded_uploads(
         return set()
     cur.execute(
         sql.SQL(
-            "select bucket, object_key, etag, last_modified from {} where target_table = %s"
+            "select bucket, object_key, etag, recorded_at from {} where target_table = %s"
             " and object_key in %s and status = coalesce(%s, status)"
         ).format(LEDGER),
         (target_table, tuple(keys), status),
@@ -131,7 +135,7 @@ def recorded_anywhere(cur: Cursor, objects: Iterable[SourceObject]) -> set[Sourc
         page = objects[start : start + 1000]
         cur.execute(
             sql.SQL(
-                "select bucket, object_key, etag, last_modified from {} where object_key in %s"
+                "select bucket, object_key, etag, recorded_at from {} where object_key in %s"
             ).format(LEDGER),
             (tuple({o.key for o in page}),),
         )
@@ -140,19 +144,18 @@ def recorded_anywhere(cur: Cursor, objects: Iterable[SourceObject]) -> set[Sourc
 
 
 def _judged(objects: list[SourceObject], rows: list[tuple]) -> set[SourceObject]:
-    """The objects among `rows` (bucket, key, etag, last_modified) as the same upload."""
-    landed: dict[tuple[str, str, str], list[datetime | None]] = {}
-    for bucket, key, etag, last_modified in rows:
-        landed.setdefault((bucket, key, etag), []).append(last_modified)
-    return {o for o in objects if _same_upload(naive_utc(o.last_modified), landed.get(o.version))}
+    """The objects a verdict among `rows` (bucket, key, etag, recorded_at) judged: of their
+    version, recorded when or after they landed."""
+    judged_at: dict[tuple[str, str, str], datetime] = {}
+    for bucket, key, etag, recorded_at in rows:
+        version = (bucket, key, etag)
+        judged_at[version] = max(recorded_at, judged_at.get(version, recorded_at))
+    return {o for o in objects if o.version in judged_at and _landed_by(o, judged_at[o.version])}
 
 
-def _same_upload(moment: datetime | None, recorded: list[datetime | None] | None) -> bool:
-    if not recorded:
-        return False
-    if moment is None:
-        return True
-    return any(at is None or abs(at - moment) <= SAME_UPLOAD_WITHIN for at in recorded)
+def _landed_by(source: SourceObject, judged_at: datetime) -> bool:
+    landed = naive_utc(source.last_modified)
+    return landed is None or landed <= judged_at + CLOCK_SKEW
 
 
 def published_last_modified(cur: Cursor, target_table: str) -> datetime | None:

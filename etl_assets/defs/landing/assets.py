@@ -9,7 +9,7 @@ declared column schema and the files the run applied."""
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
@@ -162,7 +162,7 @@ def _landed(
         return [Landed(o, parse_key(o.key)) for o in listed if o not in seen], []
     present = {(o.key, o.etag): o for o in listed}
     chosen, gone = [], []
-    for f in config.files:
+    for f in _one_per_version(config.files):
         found = present.get((f.key, f.etag))
         if found is not None:
             chosen.append(
@@ -172,6 +172,21 @@ def _landed(
             source = SourceObject(bucket, f.key, f.etag, 0, _when(f.landed_at, None))
             gone.append(Landed(source, parse_key(f.key)))
     return chosen, gone
+
+
+def _one_per_version(files: list[LandedVersion]) -> list[LandedVersion]:
+    """A version announced twice in one request (two notifications of one upload, whose
+    event times differ) is one upload: the first landing kept."""
+    kept: dict[tuple[str, str], LandedVersion] = {}
+    for f in files:
+        earlier = kept.get((f.key, f.etag))
+        if earlier is None or _announced_at(f) < _announced_at(earlier):
+            kept[(f.key, f.etag)] = f
+    return [f for f in files if kept[(f.key, f.etag)] is f]
+
+
+def _announced_at(version: LandedVersion) -> datetime:
+    return _when(version.landed_at, None) or datetime.max.replace(tzinfo=UTC)
 
 
 def _when(landed_at: str | None, listed: SourceObject | None) -> datetime | None:

@@ -5,6 +5,7 @@ happens in the run."""
 import json
 import threading
 import time
+from datetime import timedelta
 
 import psycopg2
 import pytest
@@ -207,20 +208,21 @@ def test_a_re_upload_is_a_new_upload(declared, warehouse, s3, s3_client, bucket,
         started = time.monotonic()
         land(s3_client, bucket, {key: body})
         _, cursor = tick(warehouse, s3, instance, cursor)
-        time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))  # a later LastModified
+        # 2 s or more between LastModified seconds: a new upload, not the same one seen twice
+        time.sleep(max(0.0, 3.1 - (time.monotonic() - started)))
         assert users(warehouse) == [(int(body[13]), body[15], None)]
     assert verdicts(warehouse)["snapshot.csv"] == ["loaded"] * 3
 
     append_only = {**USERS_V1, "allowed_operations": ["append", "schema"]}
     land(s3_client, bucket, {"dev/schema/users/users_v2.json": json.dumps(append_only)})
     _, cursor = tick(warehouse, s3, instance, cursor)
-    time.sleep(2.5)
+    time.sleep(3.1)
     land(s3_client, bucket, {key: "user_id,name\n3,C\n"})
     _, cursor = tick(warehouse, s3, instance, cursor)
     assert verdicts(warehouse)["snapshot.csv"][-1] == "rejected"
     land(s3_client, bucket, {"dev/schema/users/users_v3.json": json.dumps(USERS_V1)})
     _, cursor = tick(warehouse, s3, instance, cursor)
-    time.sleep(2.5)
+    time.sleep(3.1)
     land(s3_client, bucket, {key: "user_id,name\n3,C\n"})  # unchanged: the same ETag
     tick(warehouse, s3, instance, cursor)
     assert users(warehouse) == [(3, "C", None)]
@@ -514,3 +516,37 @@ def test_a_run_for_a_table_that_never_existed_whose_file_is_gone_does_not_fail(
     assert not run.get_asset_materialization_events()
     ((status, _),) = ledger(warehouse, "ghosts/01.csv")
     assert status == "superseded"
+
+
+def test_one_upload_announced_twice_is_applied_once(
+    declared, warehouse, s3, s3_client, bucket, instance
+) -> None:
+    """Two notifications of one upload (a multipart upload's LastModified is when it began,
+    its event time when it completed: seconds or minutes apart) are one upload: a 300 MB
+    append was loaded twice."""
+    from etl_assets.defs.landing.assets import landing_tables
+    from etl_assets_tests.helpers import materialize_group
+
+    key = "landing/dev/append/users/05_big.csv"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b"user_id,name\n5,Five\n")
+    head = s3_client.head_object(Bucket=bucket, Key=key)
+    etag, began = head["ETag"].strip('"'), head["LastModified"]
+    files = [
+        {"key": key, "etag": etag, "landed_at": began.isoformat()},
+        {"key": key, "etag": etag, "landed_at": (began + timedelta(seconds=90)).isoformat()},
+    ]
+    result = materialize_group(
+        "landing",
+        warehouse,
+        s3,
+        selection=[landing_tables],
+        run_config={"ops": {"landing__tables": {"config": {"files": files}}}},
+        instance=instance,
+        partition_key="dev.users",
+    )
+    assert result.success
+    assert [u[0] for u in users(warehouse)] == [1, 2, 5]
+    assert verdicts(warehouse)["05_big.csv"] == ["loaded"]
+    # a lost cursor lists it again later with its LastModified: judged already, not applied
+    again, _ = tick(warehouse, s3, instance, cursor=None)
+    assert again == [] and [u[0] for u in users(warehouse)] == [1, 2, 5]
