@@ -1,5 +1,7 @@
 """The code location loads, validates, and describes itself."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +76,31 @@ def test_sensor_runs_belong_to_a_named_job_per_domain() -> None:
         assert sensor_def.job_name == f"{domain}_uploads"
         keys = jobs[f"{domain}_uploads"].asset_layer.executable_asset_keys
         assert keys and all(k.path[0] == domain for k in keys), keys
+
+
+def _dg(*args: str) -> subprocess.CompletedProcess:
+    """Dagster's own project tool, from this environment, in the project's folder."""
+    dg = Path(sys.executable).parent / "dg"
+    return subprocess.run(
+        [str(dg), *args],
+        cwd=ROOT,
+        env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_dg_check_defs_and_dg_list_defs_read_the_code_location() -> None:
+    """`dg check defs` validates the code location as Dagster's tooling loads it, and `dg list
+    defs` lists what the UI would show: every asset of the code location, every sensor."""
+    checked = _dg("check", "defs")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+    listed = _dg("list", "defs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    keys = {asset["asset_key"] for asset in found["assets"]}
+    assert keys == {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    sensors = {sensor["name"] for sensor in found["sensors"]}
+    assert sensors == {sensor.name for sensor in defs.sensors}
