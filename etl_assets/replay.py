@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dagster import AssetSelection, materialize
 
 from etl_assets import domains
+from etl_assets.demo import QUIET
 from etl_assets.local.instance import local_instance
 
 
@@ -46,16 +47,33 @@ def replay(url: str, force: bool = False) -> Outcome:
         resources={"warehouse": warehouse_from_env(), "s3": bucket},
         instance=instance,
         partition_key=partition,
-        run_config=run_config,
+        # one line per outcome on the terminal; the run's events stay in the instance
+        run_config={**QUIET, **run_config},
         tags={"etl_assets/replay": key},
         raise_on_error=False,
     )
     where = f"{asset_key.to_user_string()}" + (f" [{partition}]" if partition else "")
+    if result.success and not _verdicts_of(result.run_id, key):
+        return Outcome(
+            True,
+            f"nothing applied: {url} (ETag {etag}) is already loaded into {where}"
+            " (--force applies it again)",
+        )
     if result.success:
         return Outcome(True, f"replayed {url} (ETag {etag}) into {where}: run {result.run_id}")
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     reason = failure.event_specific_data.error.message.strip().splitlines()[0]
     return Outcome(False, f"replay of {url} into {where} refused: {reason}")
+
+
+def _verdicts_of(run_id: str, key: str) -> list[tuple]:
+    """What the run recorded for this key: nothing when it applied nothing."""
+    from etl_assets.defs.resources import warehouse_from_env
+
+    return warehouse_from_env().query(
+        "select status from etl_audit.file_ledger where run_id = %s and object_key = %s",
+        (run_id, key),
+    )
 
 
 def _key_in(url: str, bucket: str) -> str:

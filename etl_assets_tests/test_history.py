@@ -189,7 +189,10 @@ def test_replay_applies_a_refused_file_after_its_contract_was_fixed(
 
 def test_replaying_a_loaded_append_adds_nothing_unless_forced(landed, bucket) -> None:
     appended = f"s3://{bucket}/landing/dev/append/events/01_events.csv"
-    assert replay(landed, appended).returncode == 0
+    unforced = replay(landed, appended)
+    assert unforced.returncode == 0
+    assert "nothing applied" in unforced.stdout and "already loaded" in unforced.stdout
+    assert "DEBUG" not in unforced.stderr and "STEP_START" not in unforced.stderr
     assert landed.query("select count(*) from dev.events") == [(3,)]
     assert replay(landed, appended, "--force").returncode == 0
     assert landed.query("select count(*) from dev.events") == [(6,)]  # asked for: twice
