@@ -161,11 +161,11 @@ def table_from_s3(
         """The run's days loaded one by one, each published (and materialized) or refused
         alone; the run fails naming the refused days. Taken when the range, loaded as one,
         was refused: the happy path stays one load."""
-        assert isinstance(source, DatedFiles) and partitions_def is not None
+        days = partitions_def  # taken only for a partitioned DatedFiles source (`_day_by_day`)
         outcomes: list[CheckOutcome] = []
         refused: list[str] = []
         for key in context.partition_keys:
-            day = OnePartition(key, partitions_def.time_window_for_partition_key(key))
+            day = OnePartition(key, days.time_window_for_partition_key(key))
             selection = source.select_window(client, bucket, day.partition_time_window)
             if not selection.objects:
                 continue

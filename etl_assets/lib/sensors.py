@@ -479,7 +479,7 @@ def _without_verdict(warehouse: WarehouseResource, bucket: str, uploads: list[di
         return []
     sources = {version(u): _source(bucket, u) for u in uploads}
     with warehouse.get_connection() as conn, conn.cursor() as cur:
-        judged = ledger.recorded_anywhere(cur, list(sources.values()))
+        judged = ledger.recorded_uploads(cur, sources.values())
     return [u for u in uploads if sources[version(u)] not in judged]
 
 

@@ -109,35 +109,25 @@ CLOCK_SKEW = timedelta(seconds=1)
 
 
 def recorded_uploads(
-    cur: Cursor, target_table: str, objects: Iterable[SourceObject], status: str | None = None
+    cur: Cursor,
+    objects: Iterable[SourceObject],
+    target_table: str | None = None,
+    status: str | None = None,
 ) -> set[SourceObject]:
-    """Which of these uploads (a version *and* when it landed: the same content landing again
-    later is a new upload) the ledger has a verdict for in this table (with `status`, or any)."""
-    objects = list(objects)
-    keys = sorted({o.key for o in objects})
-    if not keys:
-        return set()
-    cur.execute(
-        sql.SQL(
-            "select bucket, object_key, etag, recorded_at from {} where target_table = %s"
-            " and object_key in %s and status = coalesce(%s, status)"
-        ).format(LEDGER),
-        (target_table, tuple(keys), status),
-    )
-    return _judged(objects, cur.fetchall())
-
-
-def recorded_anywhere(cur: Cursor, objects: Iterable[SourceObject]) -> set[SourceObject]:
-    """Which of these uploads have a verdict, into whatever table."""
+    """Which of these uploads (a version *and* its landing: the same content landing again
+    after its verdict is a new upload) the ledger has a verdict for: in `target_table` (or any
+    table), with `status` (or any)."""
     objects = list(objects)
     found: set[SourceObject] = set()
-    for start in range(0, len(objects), 1000):  # an IN list per 1,000 keys
+    for start in range(0, len(objects), 1000):  # an IN list per 1,000 keys, on both dialects
         page = objects[start : start + 1000]
         cur.execute(
             sql.SQL(
                 "select bucket, object_key, etag, recorded_at from {} where object_key in %s"
+                " and target_table = coalesce(%s, target_table)"
+                " and status = coalesce(%s, status)"
             ).format(LEDGER),
-            (tuple({o.key for o in page}),),
+            (tuple({o.key for o in page}), target_table, status),
         )
         found |= _judged(page, cur.fetchall())
     return found

@@ -30,7 +30,7 @@ from etl_assets.defs.landing.keys import LandingKey, landing_order
 from etl_assets.lib.checks import combine, rows_match_source, unique_not_null
 from etl_assets.loading import ledger
 from etl_assets.loading.dialect import checked_identifier, serialize, table_ref
-from etl_assets.loading.errors import LoadError
+from etl_assets.loading.errors import LoadError, without_values
 from etl_assets.loading.formats import Csv
 from etl_assets.loading.ledger import LedgerEntry, SourceObject
 from etl_assets.loading.loader import (
@@ -139,7 +139,7 @@ def _already_recorded(replay: bool, force: bool) -> AlreadyRecorded:
     def recorded(cur: Cursor, table: str, sources: Sequence[SourceObject]) -> set[SourceObject]:
         if force:
             return set()
-        return ledger.recorded_uploads(cur, table, sources, status)
+        return ledger.recorded_uploads(cur, sources, table, status)
 
     return recorded
 
@@ -214,7 +214,7 @@ def describe(error: BaseException) -> str:
     """An unexpected error in one line, without the row values a database error may append
     (PostgreSQL's DETAIL and CONTEXT lines)."""
     first = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {first}"[:1000]
+    return f"{type(error).__name__}: {without_values(first)}"[:1000]
 
 
 # ---- schema files -----------------------------------------------------------------------

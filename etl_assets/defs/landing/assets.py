@@ -158,7 +158,7 @@ def _landed(
     ]
     if not config.files:
         with warehouse.get_connection() as conn, conn.cursor() as cur:
-            seen = ledger.recorded_uploads(cur, partition, listed)
+            seen = ledger.recorded_uploads(cur, listed, partition)
         return [Landed(o, parse_key(o.key)) for o in listed if o not in seen], []
     present = {(o.key, o.etag): o for o in listed}
     chosen, gone = [], []
